@@ -1,0 +1,251 @@
+"""Run specifications: the frozen, hashable description of one training run.
+
+A run is a pure function of its :class:`RunSpec`. The run id is a short SHA-256 of the canonical
+JSON of every field that changes the result (everything except ``sweep``, which only says which
+sweep first asked for the run); the name is for people. Two sweeps that ask for the same spec
+share its run directory and result.
+
+Specs nest like Meta Lingua configs: :class:`ModelSpec`, :class:`DataSpec`, :class:`TrainSpec`
+inside :class:`RunSpec`. :func:`from_dict` fills them strictly: an unknown key is an error that
+lists the valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaling.errors import UserError, unknown_choice
+
+DATA_MODES = ("text", "interleaved", "speech")
+INIT_MODES = ("scratch", "text-lm")
+SCHEDULES = ("cosine", "wsd")
+INTERLEAVE_METHODS = ("poisson", "random", "span")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of one model. ``size`` is the label asked for; the other fields are resolved.
+
+    ``family`` picks the transformers config (llama, qwen2, opt). ``n_layers``, ``d_model``,
+    ``n_heads`` and ``d_ff`` are filled from ``size`` by :func:`scaling.models.resolve_model`
+    when a sweep is expanded, so that the hash covers the real architecture.
+    """
+
+    family: str = "llama"
+    size: str = "1M"
+    n_layers: int = 0
+    d_model: int = 0
+    n_heads: int = 0
+    d_ff: int = 0
+    tie_embeddings: bool = False
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which tokens a run trains on.
+
+    mode: ``text`` (text stream only), ``interleaved`` (SIMS mixture of text, interleaved and
+    speech streams), ``speech`` (textless: speech units only, unit-only vocabulary).
+    corpus: name of a corpus preset or path of a corpus config (see :mod:`scaling.data`).
+    context: tokens per training window (the paper uses 2048).
+    mix: sampling probabilities of the (text, interleaved, speech) streams in ``interleaved`` mode.
+    interleave: span selection rule (``poisson`` as in SIMS, or the ``random``/``span`` ablations).
+    span_lambda: mean span length in words for ``poisson``; speech_ratio: minimum share of words
+    spoken per interleaved sample. marker_loss: whether modality markers are trained on.
+    """
+
+    mode: str = "interleaved"
+    corpus: str = "default"
+    context: int = 128
+    mix: tuple[float, float, float] = (0.2024, 0.5433, 0.2543)
+    interleave: str = "poisson"
+    span_lambda: float = 10.0
+    speech_ratio: float = 0.3
+    marker_loss: bool = True
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Optimisation and budget of one run.
+
+    tokens: training budget in trained (label) tokens; the run stops exactly there.
+    batch_size: global batch in sequences of ``context`` tokens (fixed by the spec, not the hardware).
+    lr / min_lr: peak and final learning rate; warmup: fraction of steps spent warming up.
+    schedule: ``cosine`` (decay from peak to min over the budget) or ``wsd`` (warmup, stable,
+    then linear decay over the last ``decay`` fraction).
+    eval_points: number of evaluation points spread evenly over the budget (the last at the end).
+    """
+
+    tokens: int = 1_000_000
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup: float = 0.01
+    schedule: str = "cosine"
+    decay: float = 0.2
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 0.5
+    eval_points: int = 4
+    val_windows: int = 64
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One grid point: model × data × budget × initialisation × seed.
+
+    init: ``scratch`` or ``text-lm`` (initialise from a text LM). init_from: path of a local
+    pre-trained text LM directory, or ``pretrain:<tokens>`` for the toolkit's own small text LM
+    pre-trained on the shipped text (built once and cached).
+    """
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    init: str = "scratch"
+    init_from: str = ""
+    seed: int = 0
+    sweep: str = ""
+
+    @property
+    def run_id(self) -> str:
+        """12 hex characters of SHA-256 over the canonical JSON of the result-changing fields."""
+        payload = to_dict(self)
+        payload.pop("sweep")
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def name(self) -> str:
+        """A readable name: family-size-mode-init-tokens-seed."""
+        init = "scratch" if self.init == "scratch" else "tinit"
+        return f"{self.model.family}-{self.model.size}-{self.data.mode}-{init}-{human(self.train.tokens)}-s{self.seed}"
+
+    def validate(self) -> "RunSpec":
+        """Check every value; raise UserError naming the field, the value and what was expected."""
+        _choice("data.mode", self.data.mode, DATA_MODES)
+        _choice("init", self.init, INIT_MODES)
+        _choice("train.schedule", self.train.schedule, SCHEDULES)
+        _choice("data.interleave", self.data.interleave, INTERLEAVE_METHODS)
+        _positive("train.tokens", self.train.tokens)
+        _positive("train.batch_size", self.train.batch_size)
+        _positive("data.context", self.data.context)
+        _positive("train.lr", self.train.lr)
+        _positive("train.eval_points", self.train.eval_points)
+        _positive("train.val_windows", self.train.val_windows)
+        if not 0 <= self.train.warmup < 1:
+            raise UserError(f"train.warmup = {self.train.warmup!r}: expected a fraction in [0, 1)")
+        if not 0 < self.train.decay <= 1:
+            raise UserError(f"train.decay = {self.train.decay!r}: expected a fraction in (0, 1]")
+        if self.train.min_lr < 0 or self.train.min_lr > self.train.lr:
+            raise UserError(f"train.min_lr = {self.train.min_lr!r}: expected 0 <= min_lr <= lr ({self.train.lr})")
+        if len(self.data.mix) != 3 or any(p < 0 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
+            raise UserError(f"data.mix = {list(self.data.mix)!r}: expected three non-negative probabilities (text, interleaved, speech) summing to 1")
+        if self.init == "text-lm" and self.data.mode == "speech":
+            raise UserError("init = 'text-lm' with data.mode = 'speech': textless runs use a unit-only vocabulary; expected init = 'scratch'")
+        if self.init == "text-lm" and not self.init_from:
+            raise UserError("init = 'text-lm' needs init_from: a local text-LM directory or 'pretrain:<tokens>'")
+        return self
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.2M' (k, M, B, T suffixes; integers stay short)."""
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            v = n / div
+            return f"{v:.3g}{suffix}"
+    return f"{n:g}"
+
+
+def parse_count(value: Any, what: str) -> float:
+    """Parse '1M', '2.5e6', '500k', 1000 into a float; raise UserError naming ``what`` otherwise."""
+    if isinstance(value, bool):
+        raise UserError(f"{what} = {value!r}: expected a positive number such as 1e6 or '1M'")
+    if isinstance(value, (int, float)):
+        out = float(value)
+    else:
+        text = str(value).strip()
+        mult = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}.get(text[-1:], None)
+        try:
+            out = float(text[:-1]) * mult if mult else float(text)
+        except ValueError:
+            raise UserError(f"{what} = {value!r}: expected a positive number such as 1e6 or '1M'") from None
+    if not out > 0 or out != out or out == float("inf"):
+        raise UserError(f"{what} = {value!r}: expected a positive finite number")
+    return out
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise unknown_choice(f"value for {name}:", value, choices)
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"{name} = {value!r}: expected a positive number")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A spec as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from nested dicts strictly: unknown keys and wrong types are errors."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            raise unknown_choice("key", path, [f"{where}.{k}" if where else k for k in fields])
+        kwargs[key] = _coerce(hints[key], value, path)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{path} = {value!r}: expected a list")
+        inner = typing.get_args(hint)[0]
+        return tuple(_coerce(inner, v, path) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1"):
+            return True
+        if str(value).lower() in ("false", "no", "0"):
+            return False
+        raise UserError(f"{path} = {value!r}: expected true or false")
+    if hint is int:
+        if isinstance(value, bool):
+            raise UserError(f"{path} = {value!r}: expected an integer")
+        if isinstance(value, int):
+            return value
+        number = parse_count(value, path) if isinstance(value, str) else value
+        if isinstance(number, float) and number.is_integer():
+            return int(number)
+        raise UserError(f"{path} = {value!r}: expected an integer")
+    if hint is float:
+        if isinstance(value, bool):
+            raise UserError(f"{path} = {value!r}: expected a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{path} = {value!r}: expected a number") from None
+    if hint is str:
+        if isinstance(value, (dict, list)):
+            raise UserError(f"{path} = {value!r}: expected a string")
+        return str(value)
+    return value
