@@ -41,6 +41,7 @@ class ModelSpec:
     n_layers: int = 0
     d_model: int = 0
     n_heads: int = 0
+    n_kv_heads: int = 0
     d_ff: int = 0
     tie_embeddings: bool = False
 

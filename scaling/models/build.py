@@ -1,0 +1,72 @@
+"""Instantiate transformers causal LMs from a resolved :class:`ModelSpec`, from scratch or from a
+local pre-trained text LM with its vocabulary extended for speech units and markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scaling.errors import UserError
+from scaling.spec import ModelSpec
+
+
+def hf_config(model: ModelSpec, vocab_size: int, context: int, pad_id: int | None = None):
+    """The transformers config of ``model`` (dropout off; SDPA attention)."""
+    from transformers import LlamaConfig, OPTConfig, Qwen2Config
+
+    kv = model.n_kv_heads or model.n_heads
+    common = dict(vocab_size=vocab_size, hidden_size=model.d_model, num_hidden_layers=model.n_layers,
+                  num_attention_heads=model.n_heads, max_position_embeddings=context,
+                  tie_word_embeddings=model.tie_embeddings, pad_token_id=pad_id)
+    if model.family == "llama":
+        return LlamaConfig(intermediate_size=model.d_ff, num_key_value_heads=kv, attention_dropout=0.0,
+                           rms_norm_eps=1e-5, **common)
+    if model.family == "qwen2":
+        return Qwen2Config(intermediate_size=model.d_ff, num_key_value_heads=kv, attention_dropout=0.0,
+                           rms_norm_eps=1e-6, **common)
+    if model.family == "opt":
+        return OPTConfig(ffn_dim=model.d_ff, word_embed_proj_dim=model.d_model, dropout=0.0, attention_dropout=0.0,
+                         activation_dropout=0.0, layerdrop=0.0, do_layer_norm_before=True, **common)
+    raise UserError(f"model.family = {model.family!r}: expected one of llama, qwen2, opt")
+
+
+def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_id: int | None = None) -> torch.nn.Module:
+    """A freshly initialised causal LM (fp32, SDPA attention), deterministic given ``seed``."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = hf_config(model, vocab_size, context, pad_id)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+
+
+def load_text_lm(path: str | Path, vocab_size: int, seed: int) -> torch.nn.Module:
+    """Load a local text LM and extend its vocabulary to ``vocab_size`` rows.
+
+    Text rows stay bit-identical. New rows (speech units, markers) are drawn from a normal
+    distribution with the mean and covariance-free per-dimension std of the existing embedding rows
+    (the rule transformers uses for ``mean_resizing``, without its covariance step), seeded, so the
+    new tokens start at the scale of the old ones. An untied output layer gets the same rule.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
+    lm = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32, local_files_only=True)
+    old = lm.get_input_embeddings().weight.shape[0]
+    if vocab_size < old:
+        raise UserError(f"vocabulary of {vocab_size} rows is smaller than the text LM's {old} rows at {path}")
+    if vocab_size > old:
+        gen = torch.Generator().manual_seed(seed)
+        lm.resize_token_embeddings(vocab_size, mean_resizing=False)
+        matrices = [lm.get_input_embeddings().weight]
+        out = lm.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != matrices[0].data_ptr():
+            matrices.append(out.weight)
+        with torch.no_grad():
+            for w in matrices:
+                mean, std = w[:old].mean(0), w[:old].std(0)
+                w[old:] = mean + std * torch.randn(vocab_size - old, w.shape[1], generator=gen)
+    lm.config.vocab_size = vocab_size
+    return lm

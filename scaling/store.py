@@ -1,0 +1,299 @@
+"""The results store: one directory per run, every write atomic.
+
+Layout under a store root::
+
+    runs/<run_id>/spec.json       the RunSpec (written once)
+    runs/<run_id>/status.json     state, attempts, timestamps, host, progress (replaced atomically)
+    runs/<run_id>/metrics.jsonl   one line per logging step (whole-line appends, flushed)
+    runs/<run_id>/evals.jsonl     one line per evaluation point
+    runs/<run_id>/summary.json    final numbers of a finished run
+    runs/<run_id>/checkpoint/     latest checkpoint (written to a temporary name, then renamed)
+    runs/<run_id>/lease           present while one process trains the run (heartbeat = mtime)
+    runs/<run_id>/train.log       the run's own output
+    sweeps/<name>.json            the run ids a sweep expanded to, and its source file
+    cache/                        corpora, tokenizers, text LMs, built once by content hash
+
+Readers tolerate a torn last line of a JSONL file (a crash mid-append loses only that line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from scaling.errors import UserError
+from scaling.spec import RunSpec, from_dict, to_dict
+
+STATES = ("pending", "running", "done", "failed", "diverged")
+FINAL_STATES = ("done", "diverged")
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file in the same directory, fsync it, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Append one whole JSON line and flush it to disk."""
+    line = json.dumps(row, sort_keys=True) + "\n"
+    with open(path, "a") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """All complete lines of a JSONL file; a torn or unparsable last line is ignored."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the last line, torn by a crash
+                break
+            raise
+    return rows
+
+
+def rewrite_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
+    """Atomically rewrite ``path`` keeping only the rows for which ``keep`` is true."""
+    path = Path(path)
+    if not path.exists():
+        return
+    rows = [r for r in read_jsonl(path) if keep(r)]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    path = Path(path)
+    if not path.exists():
+        return default
+    return json.loads(path.read_text())
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class RunDir:
+    """Paths and small accessors of one run directory."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    spec_file = property(lambda self: self.path / "spec.json")
+    status_file = property(lambda self: self.path / "status.json")
+    metrics_file = property(lambda self: self.path / "metrics.jsonl")
+    evals_file = property(lambda self: self.path / "evals.jsonl")
+    summary_file = property(lambda self: self.path / "summary.json")
+    checkpoint_dir = property(lambda self: self.path / "checkpoint")
+    lease_file = property(lambda self: self.path / "lease")
+    log_file = property(lambda self: self.path / "train.log")
+
+    def spec(self) -> RunSpec:
+        return from_dict(RunSpec, read_json(self.spec_file), "spec")
+
+    def status(self) -> dict[str, Any]:
+        return read_json(self.status_file, default={"state": "pending", "attempts": 0})
+
+    def update_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into status.json (atomic replace); stamps ``updated``."""
+        status = self.status()
+        status.update(fields, updated=now())
+        write_json_atomic(self.status_file, status)
+        return status
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.metrics_file)
+
+    def evals(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.evals_file)
+
+    def summary(self) -> dict[str, Any] | None:
+        return read_json(self.summary_file)
+
+
+class Store:
+    """A results store rooted at a directory (created on first write)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def ensure_writable(self) -> None:
+        """Create the store layout, or raise UserError if the root cannot be written."""
+        try:
+            for sub in ("runs", "sweeps", "cache"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"store {str(self.root)!r} is not writable ({exc.strerror}); expected a directory you can write to") from None
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def run(self, run_id: str) -> RunDir:
+        return RunDir(self.root / "runs" / run_id)
+
+    def find_run(self, run_id_or_name: str) -> RunDir:
+        """The run with this id (or unique id prefix, or name); UserError if unknown."""
+        runs = list(self.runs())
+        exact = [r for r in runs if r.run_id == run_id_or_name]
+        if exact:
+            return exact[0]
+        matches = [r for r in runs if r.run_id.startswith(run_id_or_name) or r.spec().name == run_id_or_name]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UserError(f"unknown run {run_id_or_name!r} in store {str(self.root)!r}; expected a run id, id prefix or run name (see `scaling status`)")
+        raise UserError(f"run {run_id_or_name!r} is ambiguous in {str(self.root)!r}: matches {', '.join(r.run_id for r in matches)}")
+
+    def runs(self) -> Iterator[RunDir]:
+        base = self.root / "runs"
+        if not base.exists():
+            return
+        for path in sorted(base.iterdir()):
+            if (path / "spec.json").exists():
+                yield RunDir(path)
+
+    def register(self, spec: RunSpec) -> RunDir:
+        """Create the run directory and its spec.json if new; an existing run is left as it is."""
+        run = self.run(spec.run_id)
+        run.path.mkdir(parents=True, exist_ok=True)
+        if not run.spec_file.exists():
+            write_json_atomic(run.spec_file, to_dict(spec))
+        return run
+
+    def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
+        """Remember which runs a sweep expanded to (atomic replace)."""
+        (self.root / "sweeps").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.root / "sweeps" / f"{name}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
+
+    def sweep_runs(self, name: str) -> list[str]:
+        data = read_json(self.root / "sweeps" / f"{name}.json")
+        if data is None:
+            known = sorted(p.stem for p in (self.root / "sweeps").glob("*.json"))
+            raise UserError(f"no sweep {name!r} in store {str(self.root)!r}; known sweeps: {', '.join(known) or 'none'}")
+        return list(data["runs"])
+
+
+class LeaseHeld(Exception):
+    """Another live process holds the run's lease."""
+
+
+class Lease:
+    """Exclusive right to write one run directory, kept alive by a heartbeat.
+
+    Acquired by creating ``lease`` with O_EXCL (atomic on local disks and NFS alike). The holder
+    touches it every ``ttl / 4`` seconds. A lease is stale when its heartbeat is older than ``ttl``,
+    or when its holder is a process on this host that no longer exists (a kill -9); a stale lease
+    is broken by renaming it away (only one of several breakers can succeed) and then re-acquired.
+    """
+
+    def __init__(self, run: RunDir, ttl: float = 120.0, owner: dict[str, Any] | None = None):
+        self.run, self.ttl = run, ttl
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), **(owner or {})}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _stale(self) -> bool:
+        try:
+            info = json.loads(self.run.lease_file.read_text() or "{}")
+            age = time.time() - self.run.lease_file.stat().st_mtime
+        except (FileNotFoundError, json.JSONDecodeError):
+            return True
+        if age > self.ttl:
+            return True
+        if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+            try:
+                os.kill(info["pid"], 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    def acquire(self) -> "Lease":
+        for _ in range(3):
+            try:
+                fd = os.open(self.run.lease_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._stale():
+                    raise LeaseHeld(self.holder()) from None
+                try:
+                    os.rename(self.run.lease_file, self.run.path / f".lease.stale.{os.getpid()}.{time.time_ns()}")
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.owner, f)
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+            return self
+        raise LeaseHeld(self.holder())
+
+    def holder(self) -> str:
+        try:
+            info = json.loads(self.run.lease_file.read_text())
+            return f"{info.get('host')}:{info.get('pid')}" + (f" (job {info['job_id']})" if info.get("job_id") else "")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return "unknown"
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            try:
+                os.utime(self.run.lease_file)
+            except FileNotFoundError:
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        try:
+            info = json.loads(self.run.lease_file.read_text())
+            if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
+                self.run.lease_file.unlink()
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        for stale in self.run.path.glob(".lease.stale.*"):
+            stale.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Lease":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
