@@ -157,7 +157,7 @@ def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str]:
 def expand(config: dict[str, Any], source: str = "") -> Sweep:
     """Expand a sweep config into validated, resolved run specs (one per grid point × variant × budget)."""
     from scaling.models import count_params, resolve_model
-    from scaling.data.vocab import vocab_layout
+    from scaling.layout import vocab_layout
 
     name = str(config["name"])
     base = config.get("base") or {}

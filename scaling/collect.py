@@ -1,0 +1,75 @@
+"""Collect a store into one tidy results table: one row per run × evaluation point.
+
+Columns: every spec field, flattened with underscores (``model_family``, ``data_mode``,
+``train_tokens`` = the run's budget, ``init``, ``seed`` …); the run's ``run_id``, ``name``,
+``status``; the accounting of the evaluation point (``step``, ``tokens``, ``tokens_speech``,
+``tokens_text``, ``tokens_marker``, ``flops_6nd``, ``flops_6nd_nonembed``, ``flops_exact``); the
+parameter counts (``params_total``, ``params_non_embedding``, ``params_embedding``,
+``params_embedding_speech``); the metrics (``loss_train``, ``loss_val``, ``loss_val_speech``,
+``loss_val_text``, ``acc_*``); and ``final`` (true on a run's last evaluation point).
+The table is the only interface between training and analysis (DESIGN, contract 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scaling.spec import to_dict
+from scaling.store import Store
+
+FRONT = ["run_id", "name", "sweep", "status", "final", "step", "tokens", "tokens_speech", "tokens_text", "tokens_marker",
+         "params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
+         "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text"]
+
+
+def _flatten(prefix: str, data: dict[str, Any], out: dict[str, Any]) -> None:
+    for key, value in data.items():
+        name = f"{prefix}_{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten(name, value, out)
+        elif isinstance(value, list):
+            out[name] = ",".join(str(v) for v in value)
+        else:
+            out[name] = value
+
+
+def collect_rows(store: Store, sweep: str | None = None) -> list[dict[str, Any]]:
+    """Rows of the results table for every run of ``store`` (or of one sweep)."""
+    ids = set(store.sweep_runs(sweep)) if sweep else None
+    rows = []
+    for run in store.runs():
+        if ids is not None and run.run_id not in ids:
+            continue
+        spec = run.spec()
+        base: dict[str, Any] = {}
+        _flatten("", to_dict(spec), base)
+        base.update(run_id=run.run_id, name=spec.name, status=run.status().get("state", "pending"))
+        summary = run.summary() or {}
+        if "params_total" in summary:
+            base.update({k: summary[k] for k in ("params_total", "params_non_embedding", "params_embedding", "params_embedding_speech")})
+        evals = run.evals()
+        for i, record in enumerate(evals):
+            rows.append({**base, **record, "final": i == len(evals) - 1 and base["status"] in ("done", "diverged")})
+    return rows
+
+
+def collect(store: Store, out: Path | None = None, sweep: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """Build the table and write it as CSV and Parquet (atomically); returns it and the paths written."""
+    rows = collect_rows(store, sweep)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df[[c for c in FRONT if c in df.columns] + sorted(c for c in df.columns if c not in FRONT)]
+        df = df.drop(columns=[c for c in ("time",) if c in df.columns])
+    out = Path(out) if out else store.root / "results"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix, writer in ((".csv", lambda p: df.to_csv(p, index=False)), (".parquet", lambda p: df.to_parquet(p, index=False))):
+        target = out.with_suffix(suffix)
+        tmp = target.with_name(f".{target.name}.tmp")
+        writer(tmp)
+        tmp.replace(target)
+        paths.append(target)
+    return df, paths

@@ -1,0 +1,63 @@
+"""`scaling plan SWEEP`: what a sweep would train, with sizes, tokens, FLOPs and estimated time."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from scaling.commands.common import add_sweep_arguments, duration, open_sweep, table
+from scaling.spec import human
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_sweep_arguments(p)
+    p.add_argument("--mfu", type=float, default=0.3, help="assumed model FLOP utilisation when the store has no finished run to measure (default 0.3)")
+
+
+def measured_flops_per_second(store) -> tuple[float | None, str]:
+    """Median achieved 6·N·D FLOP/s of the store's finished runs, from their metrics logs."""
+    rates = []
+    for run in store.runs():
+        rows = [r for r in run.metrics() if r.get("tokens_per_s")]
+        if rows:
+            rates.append(statistics.median(r["tokens_per_s"] * r["flops_6nd"] / max(1, r["tokens"]) for r in rows))
+    if rates:
+        return statistics.median(rates), f"measured on {len(rates)} run(s) in {store.root}"
+    return None, ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.layout import vocab_layout
+    from scaling.models import count_params, flops_per_token
+    from scaling.train.entry import dependencies
+    from scaling.launch.local import order_with_dependencies
+
+    sweep, store = open_sweep(args)
+    rate, source = measured_flops_per_second(store)
+    if rate is None:
+        from scaling.train.loop import measure_peak_flops
+        import torch
+
+        rate = measure_peak_flops(torch.device("cpu")) * args.mfu
+        source = f"{args.mfu:.0%} of the fp32 matmul peak measured now on this machine"
+    rows, total_flops, total_tokens, total_time = [], 0.0, 0, 0.0
+    specs = order_with_dependencies(list(sweep.runs))
+    for spec in specs:
+        vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
+        counts = count_params(spec.model, vocab, added, spec.data.context)
+        flops = flops_per_token(spec.model, counts, vocab, spec.data.context)["6nd"] * spec.train.tokens
+        state = store.run(spec.run_id).status().get("state", "pending") if store.run(spec.run_id).spec_file.exists() else "new"
+        seconds = flops / rate
+        total_flops += flops
+        total_tokens += spec.train.tokens
+        total_time += seconds if state not in ("done", "diverged") else 0
+        m = spec.model
+        rows.append([spec.run_id, spec.name, f"{m.n_layers}x{m.d_model}", human(counts.total), human(counts.non_embedding),
+                     human(spec.train.tokens), f"{spec.train.tokens / counts.total:.1f}", f"{flops:.2e}", duration(seconds), state])
+    print(table(rows, ["run_id", "name", "LxD", "N_total", "N_nonemb", "tokens", "D/N", "FLOPs(6ND)", "est.time", "state"]))
+    extra = len(specs) - len(sweep.runs)
+    print(f"\nsweep {sweep.name}: {len(sweep.runs)} runs" + (f" + {extra} text-LM pre-training run(s)" if extra else "")
+          + f", {human(total_tokens)} tokens, {total_flops:.3g} FLOPs; "
+          f"estimated {duration(total_time)} of compute left at {rate:.3g} FLOP/s ({source}); store {store.root}")
+    print("nothing was trained (dry run); `scaling launch` trains it")
+    return 0

@@ -1,0 +1,1 @@
+"""Executors that train the runs of a sweep: local processes, or SLURM through Submitit."""
