@@ -1,0 +1,136 @@
+"""Corpus configurations: presets (``default``, ``demo``, ``tiny``) or a YAML file.
+
+A corpus is everything that determines the built speech data: which sentences, which espeak-ng
+voices speak them (training voices and held-out voices), and how speech becomes units. Its
+content hash (:func:`corpus_recipe`) names the built corpus in the cache, so two runs that name the
+same corpus share one build, and changing any field (including the unit extractor or its
+codebook source) builds a new one.
+
+Which utterances are synthesised: every train and val sentence in ``voices_per_sentence`` of the
+training voices (chosen per sentence by a hash), and every test sentence in every voice, training
+and held out, so that multi-speaker evaluation has voices never heard in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from scaling.errors import UserError, unknown_choice
+
+EXTRACTORS = ("logmel", "hubert")
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """How speech becomes discrete units.
+
+    extractor: ``logmel`` (offline: 80-bin log-mel at 16 kHz, 4 frames stacked to 25 Hz, k-means
+    fitted on the corpus' training split) or ``hubert`` (transformers ``HubertModel`` from local
+    weights ``hubert_model``, hidden layer ``hubert_layer``, k-means codebook ``codebook``: a
+    ``.npy`` of shape [k, dim], or fitted on the corpus when empty).
+    k: codebook size. kmeans_frames: frames sampled from training utterances to fit k-means.
+    seed: seeds the k-means fit and the frame sample.
+    """
+
+    extractor: str = "logmel"
+    k: int = 500
+    kmeans_frames: int = 60_000
+    seed: int = 0
+    hubert_model: str = ""
+    hubert_layer: int = 11
+    codebook: str = ""
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """An offline speech-text corpus built from sentences with espeak-ng.
+
+    sentences: a text file with one sentence per line ("" = the shipped WordNet sentences).
+    max_sentences: keep the first N sentences (0 = all). voices: espeak-ng voices used in
+    training (``language`` or ``language+variant``, e.g. ``en-us+m3``); heldout_voices: voices
+    only in the test split. voices_per_sentence: training voices per train/val sentence.
+    rate: speaking rate in words per minute. workers: synthesis processes (0 = one per CPU).
+    """
+
+    name: str = "default"
+    sentences: str = ""
+    max_sentences: int = 0
+    voices: tuple[str, ...] = ("en-us+m3", "en-us+f3", "en+m1", "en-gb-x-rp+f2")
+    heldout_voices: tuple[str, ...] = ("en-gb-scotland+m4", "en-029+f4")
+    voices_per_sentence: int = 1
+    rate: int = 175
+    workers: int = 0
+    units: UnitConfig = field(default_factory=UnitConfig)
+
+
+PRESETS: dict[str, CorpusConfig] = {
+    "default": CorpusConfig(),
+    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100)),
+    "tiny": CorpusConfig(name="tiny", max_sentences=40, voices=("en-us+m3", "en+f3"), heldout_voices=("en-gb-scotland+m4",), units=UnitConfig(k=32, kmeans_frames=5000)),
+}
+
+
+def resolve_corpus(name_or_path: str) -> CorpusConfig:
+    """A preset by name, or a YAML file whose keys are :class:`CorpusConfig` fields (strict)."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
+        raise unknown_choice("corpus (preset name, or path of an existing .yaml/.json corpus config)", name_or_path, PRESETS)
+    import yaml
+
+    from scaling.spec import from_dict
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"corpus config {str(path)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = from_dict(CorpusConfig, data, "corpus")
+    if "name" not in data:
+        config = replace(config, name=path.stem)
+    return validate(config)
+
+
+def validate(config: CorpusConfig) -> CorpusConfig:
+    """Check values that do not need espeak; voices are checked when the corpus is built."""
+    u = config.units
+    if u.extractor not in EXTRACTORS:
+        raise unknown_choice("value for corpus.units.extractor:", u.extractor, EXTRACTORS)
+    if not 2 <= u.k <= 65536:
+        raise UserError(f"corpus.units.k = {u.k}: expected a codebook size between 2 and 65536")
+    if u.extractor == "hubert" and not u.hubert_model:
+        raise UserError("corpus.units.hubert_model is empty: the hubert extractor needs a local HubertModel directory")
+    if not config.voices:
+        raise UserError("corpus.voices is empty: expected at least one espeak-ng training voice")
+    if set(config.voices) & set(config.heldout_voices):
+        raise UserError(f"corpus.heldout_voices {sorted(set(config.voices) & set(config.heldout_voices))} are also training voices; expected disjoint lists")
+    if not 1 <= config.voices_per_sentence <= len(config.voices):
+        raise UserError(f"corpus.voices_per_sentence = {config.voices_per_sentence}: expected 1..{len(config.voices)} (the number of training voices)")
+    if config.max_sentences < 0 or not 80 <= config.rate <= 450:
+        raise UserError(f"corpus.max_sentences = {config.max_sentences}, corpus.rate = {config.rate}: expected max_sentences >= 0 and 80 <= rate <= 450 words per minute")
+    return config
+
+
+def corpus_sentences(config: CorpusConfig) -> list[str]:
+    """The corpus' sentences in file order (deduplicated, cut to ``max_sentences``)."""
+    from scaling.data.wordnet import load_sentences
+
+    sentences = list(dict.fromkeys(load_sentences(Path(config.sentences) if config.sentences else None)))
+    if config.max_sentences:
+        sentences = sentences[: config.max_sentences]
+    if not sentences:
+        raise UserError(f"corpus {config.name!r}: no sentences; expected a file with one sentence per line")
+    return sentences
+
+
+def corpus_recipe(config: CorpusConfig, sentences: list[str]) -> dict:
+    """Everything that determines a built corpus (hashed into its cache key). ``name`` and
+    ``workers`` are excluded: they change neither the content nor the result."""
+    import hashlib
+
+    recipe = asdict(config)
+    recipe.pop("name")
+    recipe.pop("workers")
+    recipe["sentences"] = hashlib.sha256("\n".join(sentences).encode()).hexdigest()
+    return recipe

@@ -1,0 +1,187 @@
+"""``prepare_data``: a run's DataSpec → vocabulary + deterministic training and validation windows.
+
+Training data order is a function of (seed, global window index) only. Epoch ``e`` is a stream of
+documents drawn by :func:`scaling.data.streams.mixture` with (seed, e), packed and cut into
+exactly :meth:`PreparedData.n_train_windows` windows of ``context + 1`` tokens (see
+:mod:`scaling.data.packing`). The number of windows per epoch is fixed by epoch 0: the windows that
+one pass of ``draws`` documents fills, where ``draws`` is the number of training sentences (text
+mode) or training utterances (speech and interleaved modes). Later epochs draw documents until
+they fill the same number of windows. Validation windows come from the ``val`` split with a fixed
+seed, so every run of a sweep is validated on the same tokens.
+
+Everything expensive (tokenizers, the built corpus) is cached under ``cache_root`` by content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from scaling.data import PAD
+from scaling.data.cache import cached_dir
+from scaling.data.config import CorpusConfig, corpus_sentences, resolve_corpus
+from scaling.data.packing import Document, pack_stream, windows_of, concat
+from scaling.data.streams import Stream, TokenStream, mixture, text_stream
+from scaling.data.vocab import DEFAULT_TEXT_VOCAB, Vocabulary, build_vocabulary, train_text_tokenizer
+from scaling.data.wordnet import split_of
+from scaling.errors import UserError
+
+#: seed of the validation mixture (fixed so every run validates on the same tokens)
+VAL_SEED = 1234
+#: source names: the text stream's sentences
+TEXT_SOURCE = "wordnet"
+_WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx"}
+
+
+class PreparedData:
+    """A run's data: vocabulary facts and random access to training / validation windows.
+
+    Attributes: ``tokenizer_dir`` (local HF tokenizer directory), ``vocab_size`` (embedding rows),
+    ``n_text_vocab`` (rows of the base text vocabulary; 0 for speech mode), ``n_added_vocab`` (unit,
+    marker and added special rows), ``pad_id``, ``context`` (tokens read per window), ``mode``.
+    """
+
+    def __init__(self, mode: str, vocab: Vocabulary, context: int, seed: int, probs: Sequence[float],
+                 corpus_config: CorpusConfig, sentences: dict[str, list[str]]):
+        self.mode = mode
+        self.vocab = vocab
+        lay = vocab.layout
+        self.tokenizer_dir = vocab.dir
+        self.vocab_size = lay.vocab_size
+        self.n_text_vocab = lay.n_text_vocab
+        self.n_added_vocab = lay.n_added_vocab
+        self.pad_id = lay.pad_id
+        self.context = int(context)
+        self.seed = int(seed)
+        self.probs = tuple(float(p) for p in probs)
+        self.corpus_config = corpus_config
+        self._sentences = sentences
+        self._train = self._streams("train", (), self.seed)
+        self._epochs: OrderedDict[int, Document] = OrderedDict()
+        self._n_windows = self._count_windows()
+
+    def _streams(self, split: str, exclude_sources: tuple[str, ...], seed: int) -> list[Stream]:
+        sentences = [] if TEXT_SOURCE in exclude_sources or self.mode == "speech" else self._sentences[split]
+        tokens = self.vocab.encode_batch(sentences) if sentences else []
+        return [text_stream(tokens, self.vocab.layout.eos_id)]
+
+    def _draws(self, streams: list[Stream]) -> int:
+        return max(len(s) for s in streams)
+
+    def _count_windows(self) -> int:
+        draws = self._draws(self._train)
+        docs = mixture(self._train, self.probs, self.seed, 0)
+        total = sum(len(next(docs)[0]) for _ in range(draws))
+        return max(1, (total - 1) // self.context)
+
+    def n_train_windows(self, epoch: int = 0) -> int:
+        """Windows per epoch (the same for every epoch; see module doc)."""
+        return self._n_windows
+
+    def _epoch(self, epoch: int) -> Document:
+        if epoch not in self._epochs:
+            docs = mixture(self._train, self.probs, self.seed, epoch)
+            self._epochs[epoch] = pack_stream(docs, self._n_windows * self.context + 1)
+            while len(self._epochs) > 2:
+                self._epochs.popitem(last=False)
+        return self._epochs[epoch]
+
+    def train_window(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Global window ``index`` → (ids int64 [context+1], modality int8 [context+1]).
+        Epoch ``index // n_train_windows()``; a pure function of (seed, index)."""
+        if index < 0:
+            raise ValueError(f"window index {index} < 0")
+        epoch, i = divmod(int(index), self._n_windows)
+        ids, mod = self._epoch(epoch)
+        lo = i * self.context
+        return ids[lo: lo + self.context + 1].copy(), mod[lo: lo + self.context + 1].copy()
+
+    def val_windows(self, exclude_sources: tuple[str, ...] = (), limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Validation windows [M, context+1] (ids int64, modality int8) from the ``val`` split, with
+        the training mixture of this mode and a fixed seed; the tail is padded with PAD.
+        ``exclude_sources``: source names to leave out (see :meth:`sources`); ``limit``: at most
+        that many windows (the first ones)."""
+        streams = self._streams("val", tuple(exclude_sources), VAL_SEED)
+        if not any(len(s) for s in streams):
+            raise UserError(f"validation split is empty after excluding sources {list(exclude_sources)}; expected some of {self.sources()}")
+        docs = mixture(streams, self.probs, VAL_SEED, 0)
+        ids, mod = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
+        return (ids, mod) if limit is None else (ids[:limit], mod[:limit])
+
+    def sources(self) -> list[str]:
+        """Source names present in this mode's data (for ``exclude_sources``)."""
+        return [] if self.mode == "speech" else [TEXT_SOURCE]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` in this vocabulary (no markers, no eos)."""
+        return self.vocab.encode_text(text)
+
+    def encode_units(self, units) -> list[int]:
+        """Token ids of unit ids (each in ``[0, k)``); UserError for ids outside the codebook."""
+        return self.vocab.encode_units(units)
+
+    def marker_id(self, modality: str) -> int:
+        """Id of the ``<speech>`` / ``<text>`` marker (interleaved vocabularies only)."""
+        return self.vocab.marker_id(modality)
+
+    @property
+    def eos_id(self) -> int:
+        """End-of-sequence id that closes every document."""
+        return self.vocab.layout.eos_id
+
+
+def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | None = None) -> PreparedData:
+    """Build (or load from ``cache_root``) everything a run reads, for ``data_spec`` (a DataSpec).
+
+    ``tokenizer_dir``: local HF tokenizer of the text LM a run starts from; it is extended with
+    unit tokens and markers for ``interleaved`` mode. None: the toolkit's default byte-level BPE
+    (text / interleaved) or a unit-only vocabulary (speech).
+    """
+    mode = data_spec.mode
+    if mode not in ("text", "interleaved", "speech"):
+        raise UserError(f"data.mode = {mode!r}: expected one of text, interleaved, speech")
+    if mode == "speech" and tokenizer_dir:
+        raise UserError("data.mode = 'speech' with a text tokenizer: textless runs use a unit-only vocabulary; expected no tokenizer_dir")
+    if mode != "text":
+        raise UserError(f"data.mode = {mode!r} is not built yet in this checkout; expected 'text'")
+    cache_root = Path(cache_root)
+    config = resolve_corpus(data_spec.corpus)
+    all_sentences = corpus_sentences(config)
+    sentences = {s: [x for x in all_sentences if split_of(x) == s] for s in ("train", "val", "test")}
+    vocab = _vocabulary(cache_root, "text", 0, tokenizer_dir, sentences["train"])
+    probs = (1.0, 0.0, 0.0)
+    return PreparedData(mode, vocab, data_spec.context, seed, probs, config, sentences)
+
+
+def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None, train_sentences: list[str]) -> Vocabulary:
+    if kind == "units":
+        base, base_key = None, None
+    elif tokenizer_dir:
+        base = Path(tokenizer_dir)
+        if not base.is_dir():
+            raise UserError(f"tokenizer_dir = {tokenizer_dir!r}: no such directory; expected a local Hugging Face tokenizer directory")
+        base_key = _fingerprint(base)
+    else:
+        recipe = {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": _sha(train_sentences)}
+        base = cached_dir(cache_root, "tokenizer", recipe, lambda d: train_text_tokenizer(train_sentences, d))
+        base_key = base.name
+    recipe = {"kind": kind, "n_units": n_units, "base": base_key}
+    return Vocabulary(cached_dir(cache_root, "vocab", recipe, lambda d: build_vocabulary(d, kind, n_units, base)))
+
+
+def _sha(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _fingerprint(directory: Path) -> str:
+    """Hash of a tokenizer directory's small files (weights are skipped), so edits invalidate caches."""
+    h = hashlib.sha256()
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix not in _WEIGHT_SUFFIXES and path.stat().st_size < 200_000_000:
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()

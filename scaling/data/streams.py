@@ -1,0 +1,78 @@
+"""The three training streams and their seeded mixture.
+
+- text: a sentence's text tokens, then end-of-sequence; every token ``TEXT``.
+- speech: an utterance's units (deduplicated), then end-of-sequence; every token ``SPEECH``; no
+  markers (as in SIMS, and as textless models see it).
+- interleaved: an utterance with some word spans spoken (units) and the rest written (text
+  tokens), a marker before each segment (see :mod:`scaling.data.interleave`), then
+  end-of-sequence with the modality of the last segment.
+
+:func:`mixture` draws documents: each draw picks a stream with the given probabilities, and each
+stream walks through its own permutation of its documents, reshuffled when exhausted. Everything
+is a function of (seed, epoch), never of the number of processes that read the result.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+
+from scaling.data import SPEECH, TEXT
+from scaling.data.packing import Document
+
+
+class Stream(Protocol):
+    """A finite list of documents; ``document(i, epoch)`` is deterministic."""
+
+    name: str
+
+    def __len__(self) -> int: ...
+
+    def document(self, i: int, epoch: int) -> Document: ...
+
+
+class TokenStream:
+    """Documents that are fixed token sequences of one modality, each followed by ``eos_id``."""
+
+    def __init__(self, name: str, sequences: Sequence[Sequence[int]], modality: int, eos_id: int):
+        self.name = name
+        self._seqs = [np.asarray(list(s) + [eos_id], dtype=np.int64) for s in sequences]
+        self._modality = modality
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def document(self, i: int, epoch: int) -> Document:
+        ids = self._seqs[i]
+        return ids, np.full(len(ids), self._modality, dtype=np.int8)
+
+
+def text_stream(token_lists: Sequence[Sequence[int]], eos_id: int) -> TokenStream:
+    """The text stream: each sentence's token ids, then eos; all ``TEXT``."""
+    return TokenStream("text", token_lists, TEXT, eos_id)
+
+
+def speech_stream(unit_token_lists: Sequence[Sequence[int]], eos_id: int) -> TokenStream:
+    """The speech stream: each utterance's unit token ids, then eos; all ``SPEECH``, no markers."""
+    return TokenStream("speech", unit_token_lists, SPEECH, eos_id)
+
+
+def mixture(streams: Sequence[Stream], probs: Sequence[float], seed: int, epoch: int) -> Iterator[Document]:
+    """Endless documents: each draw picks stream ``s`` with probability ``probs[s]`` and yields the
+    next document of that stream's (seed, epoch)-shuffled order. Streams with probability 0 or
+    no documents are never drawn."""
+    p = np.array([pr if len(s) else 0.0 for s, pr in zip(streams, probs)], dtype=float)
+    p = p / p.sum()
+    rng = np.random.default_rng([seed, epoch, 0x6D6978])
+    orders = [np.empty(0, dtype=np.int64) for _ in streams]
+    cursor = [0] * len(streams)
+    while True:
+        for s in rng.choice(len(streams), size=1024, p=p):
+            if cursor[s] >= len(orders[s]):
+                orders[s] = rng.permutation(len(streams[s]))
+                cursor[s] = 0
+            i = int(orders[s][cursor[s]])
+            cursor[s] += 1
+            yield streams[s].document(i, epoch)
+
