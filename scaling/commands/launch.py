@@ -52,6 +52,6 @@ def launch_local_command(store, sweep, args: argparse.Namespace) -> int:
     report = launch_local(store, list(sweep.runs), max_parallel=parallel, threads=args.threads,
                           say=lambda line: print(line, flush=True))
     done = sum(1 for s in report.finished.values() if s == "done")
-    print(f"sweep {sweep.name}: {done} trained, {len(report.skipped)} already done, {len(report.failed)} failed or diverged, "
+    print(f"sweep {sweep.name}: {done} trained, {len(report.skipped)} already done, {len(report.failed)} failed, {len(report.diverged)} diverged, "
           f"{len(report.busy)} running elsewhere, {len(report.blocked)} blocked; logs in {store.root}/runs/<run_id>/train.log")
     return 1 if report.failed else 0

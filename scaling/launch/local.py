@@ -34,7 +34,11 @@ class LaunchReport:
 
     @property
     def failed(self) -> list[str]:
-        return [r for r, s in self.finished.items() if s not in ("done", "skipped")]
+        return [r for r, s in self.finished.items() if s == "failed"]
+
+    @property
+    def diverged(self) -> list[str]:
+        return [r for r, s in self.finished.items() if s == "diverged"]
 
 
 def order_with_dependencies(runs: list[RunSpec]) -> list[RunSpec]:

@@ -271,6 +271,8 @@ class Trainer:
             window_tokens += self.acc.tokens - tokens_before
             if not math.isfinite(loss):
                 if self.world.is_main:
+                    append_jsonl(self.run.evals_file, {**self.accounting_row(), "loss_train": None, "loss_val": None,
+                                                       "diverged": True, "time": now()})
                     self.run.update_status(state="diverged", diverged_step=self.step, error=f"loss {loss} at step {self.step}", finished=now())
                 return "diverged"
             if self.step % self.log_every == 0 or self.step in self.plan.eval_steps or self.step == self.plan.n_steps:

@@ -1,0 +1,51 @@
+"""`scaling pretrain-text`: pre-train a small text LM on the shipped text, for offline TWIST init.
+
+The text LM is an ordinary text-mode run in a store (so it resumes, and is trained once); its
+exported Hugging Face directory can be named by any sweep as ``init_from: <dir>``. Sweeps can also
+say ``init_from: "pretrain:<tokens>"``, which trains the same text LM for each SLM architecture
+automatically before the SLM starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", default="llama", help="model family: llama, qwen2 or opt (default llama)")
+    p.add_argument("--size", default="1M", help="named size or target non-embedding parameter count (default 1M)")
+    p.add_argument("--tokens", default="5M", help="training tokens (default 5M)")
+    p.add_argument("--context", type=int, default=128, help="context window in tokens (default 128)")
+    p.add_argument("--corpus", default="default", help="corpus preset or config whose text split is used (default: default)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--store", default="results/text-lm", help="store for the training run (default results/text-lm)")
+    p.add_argument("--out", required=True, help="directory to write the text LM to (a local Hugging Face model directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.errors import UserError
+    from scaling.launch.local import launch_local
+    from scaling.models import resolve_model
+    from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, parse_count
+    from scaling.store import Store
+
+    spec = RunSpec(model=resolve_model(ModelSpec(family=args.family, size=args.size)),
+                   data=DataSpec(mode="text", corpus=args.corpus, context=args.context),
+                   train=TrainSpec(tokens=int(parse_count(args.tokens, "--tokens"))), seed=args.seed,
+                   sweep="pretrain-text").validate()
+    store = Store(args.store)
+    store.ensure_writable()
+    report = launch_local(store, [spec], max_parallel=1, say=lambda line: print(line, flush=True))
+    run = store.run(spec.run_id)
+    if run.status().get("state") != "done":
+        raise UserError(f"text-LM run {spec.run_id} did not finish ({run.status().get('error') or run.status().get('state')}); see {run.log_file}")
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(run.path / "model", out)
+    summary = run.summary() or {}
+    print(f"text LM {spec.name} ({summary.get('params_total', 0):,} parameters, loss_val {summary.get('loss_val', float('nan')):.4f}) "
+          f"written to {out}; use it with init: text-lm, init_from: {out}")
+    return 0 if not report.failed else 1

@@ -1,0 +1,127 @@
+"""Run specs, sweep expansion, overrides and the size rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from scaling.errors import UserError
+from scaling.models import FAMILIES, count_params, resolve_model
+from scaling.models.build import build_model
+from scaling.spec import ModelSpec, RunSpec, from_dict, parse_count
+from scaling.sweep import apply_overrides, expand, load_sweep
+from scaling.layout import vocab_layout
+
+
+def test_run_id_ignores_sweep_name_and_tracks_result_fields():
+    a = RunSpec(sweep="one")
+    assert a.run_id == RunSpec(sweep="two").run_id
+    assert a.run_id != dataclasses.replace(a, train=dataclasses.replace(a.train, lr=1e-4)).run_id
+    assert a.run_id != dataclasses.replace(a, seed=1).run_id
+    assert len(a.run_id) == 12 and a.run_id == RunSpec(sweep="one").run_id
+
+
+def test_from_dict_is_strict_and_parses_counts():
+    spec = from_dict(RunSpec, {"train": {"tokens": "2.5M", "lr": "1e-3"}, "data": {"mix": [0.2, 0.5, 0.3]}})
+    assert spec.train.tokens == 2_500_000 and spec.train.lr == 1e-3 and spec.data.mix == (0.2, 0.5, 0.3)
+    with pytest.raises(UserError, match=r"unknown key 'train.lrr' \(did you mean 'train.lr'\?\)"):
+        from_dict(RunSpec, {"train": {"lrr": 1}})
+    with pytest.raises(UserError, match="train.batch_size = 'many': expected"):
+        from_dict(RunSpec, {"train": {"batch_size": "many"}})
+    with pytest.raises(UserError, match="data.mode"):
+        from_dict(RunSpec, {"data": {"mode": "video"}}).validate()
+    with pytest.raises(UserError, match="init_from"):
+        from_dict(RunSpec, {"init": "text-lm"}).validate()
+    assert parse_count("500k", "x") == 5e5
+    with pytest.raises(UserError):
+        parse_count("-3", "x")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("size", ["20k", "300k", "1M", "10M", "1B"])
+def test_size_rule_hits_target_within_5_percent(family, size):
+    model = resolve_model(ModelSpec(family=family, size=size))
+    counts = count_params(model, vocab_size=1000)
+    assert abs(counts.non_embedding / parse_count(size, "size") - 1) < 0.05
+    assert model.d_model % model.n_heads == 0
+
+
+@pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B")])
+def test_analytic_counts_match_the_built_model(family, size):
+    model = resolve_model(ModelSpec(family=family, size=size))
+    counts = count_params(model, vocab_size=1234, n_added_vocab=502, context=64)
+    with torch.device("meta"):
+        built = build_model(model, 1234, 64, seed=0)
+    assert counts.total == sum(p.numel() for p in built.parameters())
+    assert counts.embedding_speech == 502 * model.d_model * (1 if model.tie_embeddings else 2)
+
+
+def test_named_size_of_wrong_family_is_an_error():
+    with pytest.raises(UserError, match="qwen2 architecture"):
+        resolve_model(ModelSpec(family="llama", size="qwen2.5-0.5B"))
+    with pytest.raises(UserError, match="model.size"):
+        resolve_model(ModelSpec(family="llama", size="huge"))
+
+
+def _config(**budget):
+    return {"name": "s", "base": {"data": {"corpus": "tiny", "context": 32, "mode": "speech"}},
+            "grid": {"model.size": ["20k", "80k"], "seed": [0, 1]}, "budget": budget}
+
+
+def test_budget_tokens_per_param_and_isoflop():
+    sweep = expand(_config(tokens_per_param=[2, 4]))
+    assert len(sweep.runs) == 2 * 2 * 2
+    for run in sweep.runs:
+        vocab, added = vocab_layout(run.data)
+        n = count_params(run.model, vocab, added, 32).total
+        assert run.train.tokens / n in (pytest.approx(2, rel=1e-4), pytest.approx(4, rel=1e-4))
+    iso = expand(_config(flops=[1e12]))
+    for run in iso.runs:
+        vocab, added = vocab_layout(run.data)
+        n = count_params(run.model, vocab, added, 32).total
+        assert 6 * n * run.train.tokens == pytest.approx(1e12, rel=1e-4)
+    assert len({r.run_id for r in iso.runs}) == len(iso.runs)
+
+
+def test_budget_errors():
+    with pytest.raises(UserError, match="exactly one of"):
+        expand(_config(tokens=[1e5], flops=[1e12]))
+    with pytest.raises(UserError, match="at least one context window"):
+        expand(_config(tokens=[10]))
+    with pytest.raises(UserError, match="budget.tokens"):
+        expand(_config(tokens=["lots"]))
+
+
+def test_variants_cross_the_grid_and_overrides_apply(tmp_path):
+    config = _config(tokens=[1e4])
+    config["variants"] = [{"data.mode": "interleaved", "init": "text-lm", "init_from": "pretrain:1e4"},
+                          {"data.mode": "speech", "init": "scratch"}]
+    config = apply_overrides(config, ["train.lr=1e-3", "grid.model.size=[20k]", "budget.tokens=[5e4]"])
+    sweep = expand(config)
+    assert len(sweep.runs) == 2 * 2
+    assert {r.data.mode for r in sweep.runs} == {"interleaved", "speech"}
+    assert all(r.train.lr == 1e-3 and r.train.tokens == 50_000 and r.model.size == "20k" for r in sweep.runs)
+    with pytest.raises(UserError, match="expected key=value"):
+        apply_overrides(config, ["train.lr"])
+
+
+def test_sweep_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngrid: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_sweep(bad)
+    bad.write_text("name: x\ngird: {}\nbudget: {tokens: [1e4]}\n")
+    with pytest.raises(UserError, match="did you mean 'grid'"):
+        load_sweep(bad)
+    with pytest.raises(UserError, match="does not exist"):
+        load_sweep(tmp_path / "missing.yaml")
+
+
+def test_demo_sweep_expands():
+    from tests.helpers import REPO
+
+    sweep = load_sweep(REPO / "sweeps" / "demo.yaml")
+    assert len(sweep.runs) == 3 * 3 * 2
+    assert {r.init for r in sweep.runs} == {"scratch", "text-lm"}
