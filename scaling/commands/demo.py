@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
-LARGE = ["grid.model.size=[100k,200k,400k,800k]", "budget.tokens_per_param=[2,4,8]"]
+LARGE = ["grid.model.size=[40k,80k,160k,320k,640k]", "budget.flops=[1e11,3e11,1e12,3e12]"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", default=str(DEMO), help="sweep file (default: the embedded demo, sweeps/demo.yaml)")
     p.add_argument("--store", default=None, help="store root (default: results/demo)")
-    p.add_argument("--large", action="store_true", help="a larger grid (4 sizes × 3 budgets; about an hour on 2 cores)")
+    p.add_argument("--large", action="store_true", help="a larger grid (5 sizes × 4 IsoFLOP budgets; a few hours on 2 cores)")
     p.add_argument("--max-parallel", type=int, default=None, help="runs trained at once (default 2)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="sweep overrides, as for `scaling launch`")
 
