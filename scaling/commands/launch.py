@@ -1,7 +1,8 @@
 """`scaling launch SWEEP`: train every run of a sweep that is not finished.
 
 Relaunching is safe: finished runs are skipped, unfinished ones resume from their checkpoint,
-and a run another process is training is left to it.
+and a run another process is training is left to it. The local executor trains the runs here and
+waits for them; the SLURM executor (:mod:`scaling.launch.slurm`) submits job arrays and returns.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=EXECUTORS, default=None, help="where runs train (default: the sweep's `executor`, else local)")
     p.add_argument("--max-parallel", type=int, default=None, help="local executor: runs trained at once (default: the sweep's max_parallel, else 2)")
     p.add_argument("--threads", type=int, default=None, help="local executor: torch threads per run (default: cores / max-parallel)")
+    g = p.add_argument_group("SLURM executor", "override the sweep's `slurm:` section (see docs/slurm.md); "
+                             "any other setting as an override, e.g. slurm.time_factor=3")
+    g.add_argument("--partition", default=None, help="partition to submit to (default: the cluster's default partition)")
+    g.add_argument("--account", default=None, help="account to charge (sbatch --account)")
+    g.add_argument("--qos", default=None, help="quality of service (sbatch --qos)")
+    g.add_argument("--constraint", default=None, help="node features required (sbatch --constraint), e.g. a100")
+    g.add_argument("--gpus-per-run", type=int, default=None, help="GPUs per run, one task per GPU (default 0: CPU only)")
+    g.add_argument("--tasks-per-run", type=int, default=None, help="CPU-only runs: data-parallel processes per run (default 1)")
+    g.add_argument("--cpus-per-task", type=int, default=None, help="CPUs (and torch threads) per task (default: 8 with GPUs, else 1)")
+    g.add_argument("--mem-per-task", default=None, help="memory per task, e.g. 32G (default: 2 GiB + 20 bytes per parameter)")
+    g.add_argument("--time", default=None, help="time limit of every job, e.g. 90, 45m, 2h, 1-00:00:00 (default: estimated from FLOPs)")
+    g.add_argument("--array-parallelism", type=int, default=None, help="at most this many tasks of one array run at once (%%k; default 16)")
+    g.add_argument("--max-attempts", type=int, default=None, help="submissions per run before relaunch gives up on it (default 3)")
+    g.add_argument("--sbatch", action="append", default=None, metavar="KEY=VALUE", help="extra sbatch option, repeatable, e.g. --sbatch exclude=node3")
+    g.add_argument("--dry-run", action="store_true", help="check the requests with SLURM and print the arrays, but submit nothing")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,14 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if executor not in EXECUTORS:
         raise UserError(f"executor = {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if executor in ("slurm", "auto"):
-        try:
-            from scaling.launch.slurm import launch_slurm, slurm_available
-        except ModuleNotFoundError:
-            if executor == "slurm":
-                raise UserError("executor = 'slurm': the SLURM executor is not part of this checkout") from None
-        else:
-            if executor == "slurm" or slurm_available():
-                return launch_slurm(store, sweep, args)
+        from scaling.launch.slurm import launch_slurm, slurm_available
+
+        if slurm_available():
+            return launch_slurm(store, sweep, args)
+        if executor == "slurm":
+            raise UserError("executor = 'slurm': no SLURM controller answers here (sbatch/squeue/scontrol missing, or `scontrol ping` "
+                            "fails); expected a SLURM login node, or use --executor local")
     return launch_local_command(store, sweep, args)
 
 
