@@ -1,0 +1,84 @@
+"""Benchmarks at every evaluation point of a training run (the trainer's ``on_eval`` hook).
+
+:func:`benchmark_metrics` is called by :class:`scaling.train.loop.Trainer` on the main rank at each
+evaluation point, the last one included; the accuracies it returns are merged into the run's
+evaluation row (``evals.jsonl``) and so become columns of the collected table. Per-pair scores go
+to ``runs/<id>/benchmarks/step<step>.csv``.
+
+Cost is kept small: each set is cut to the store's ``pairs`` setting (default 128, see
+:mod:`scaling.evaluation.settings`), the sets are built once per corpus in the store cache and
+loaded once per run, and the text-LM reference (``acc_*_textlm``) is scored once per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaling.evaluation.settings import EvalSettings, load_settings
+from scaling.evaluation.suite import Benchmarks, Task, official_tasks, plan_tasks, run_tasks, write_pair_scores
+from scaling.evaluation.tokens import ModelVocab
+
+
+@dataclass
+class _RunContext:
+    """What one run's evaluations share: settings, vocabulary, tasks, loaded benchmarks."""
+
+    settings: EvalSettings
+    vocab: ModelVocab
+    tasks: list[Task]
+    benches: Benchmarks
+    store_root: Path
+    text_lm_results: dict[str, Any] = field(default_factory=dict)
+
+
+_CONTEXTS: dict[str, _RunContext] = {}
+
+
+def benchmark_metrics(trainer, step: int) -> dict[str, float]:
+    """Accuracy (in [0, 1]) of every applicable benchmark column for ``trainer.model`` now."""
+    ctx = _context(trainer)
+    model_tasks = [t for t in ctx.tasks if not t.text_lm]
+    results = run_tasks(trainer.model, ctx.vocab, model_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
+                        score=ctx.settings.score, device=trainer.device)
+    lm_tasks = [t for t in ctx.tasks if t.text_lm and t.column not in ctx.text_lm_results]
+    if lm_tasks:
+        text_lm = _load_text_lm(ctx.store_root, trainer.spec, trainer.device)
+        for r in run_tasks(None, ctx.vocab, lm_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
+                           score=ctx.settings.score, device=trainer.device, text_lm=text_lm):
+            ctx.text_lm_results[r.column] = r
+    results += [ctx.text_lm_results[t.column] for t in ctx.tasks if t.text_lm]
+    write_pair_scores(trainer.run.path / "benchmarks" / f"step{step:08d}.csv", results)
+    return {r.column: r.accuracy for r in results}
+
+
+def _context(trainer) -> _RunContext:
+    key = str(trainer.run.path)
+    if key not in _CONTEXTS:
+        store_root = trainer.run.path.parents[1]
+        settings = load_settings(store_root)
+        vocab = ModelVocab.of(trainer.prep.vocab)
+        spec = trainer.spec
+        benches = Benchmarks(trainer.prep.corpus_config, store_root / "cache", speech=vocab.speech, limit=settings.pairs,
+                             official=dict(settings.official))
+        offline = tuple(s for s in settings.sets if s not in settings.official)
+        tasks = plan_tasks(vocab, offline, cross_modal=settings.cross_modal,
+                           text_lm=spec.init == "text-lm" and settings.cross_modal and vocab.text)
+        tasks += [t for name in settings.official for t in official_tasks(name, benches.get(name), vocab)]
+        print(f"benchmarks: {len(tasks)} columns, up to {settings.pairs} pairs each ({', '.join(t.column for t in tasks)})", flush=True)
+        _CONTEXTS[key] = _RunContext(settings, vocab, tasks, benches, store_root)
+    return _CONTEXTS[key]
+
+
+def _load_text_lm(store_root: Path, spec, device):
+    """(model, ModelVocab) of the text LM a run was initialised from."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from scaling.store import Store
+    from scaling.train.entry import text_lm_dir
+
+    path = text_lm_dir(Store(store_root), spec)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    return model, ModelVocab.from_dir(path)

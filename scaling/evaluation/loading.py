@@ -1,0 +1,108 @@
+"""Load what ``scaling eval`` scores: a run (exported model or checkpoint) or a model directory.
+
+A run is rebuilt exactly as training built it: its vocabulary from ``prepare_data`` (cached in the
+store), its weights from ``runs/<id>/model`` when it finished, or from the checkpoint otherwise
+(or when a checkpoint is named), its corpus from its spec, and for runs initialised from a text LM
+that text LM too (for the ``acc_*_textlm`` reference). A model directory brings its tokenizer;
+its corpus, needed for offline speech sets and audio, is ``--corpus``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scaling.errors import UserError
+from scaling.evaluation.tokens import ModelVocab
+
+
+@dataclass
+class Target:
+    """A loaded model and what scoring it needs. text_lm: (model, vocab) of its initial text LM
+    or None; store_root: the store it belongs to (eval.yaml, cache) or None."""
+
+    model: torch.nn.Module
+    vocab: ModelVocab
+    corpus_config: Any
+    store_root: Path | None
+    text_lm: tuple[torch.nn.Module, ModelVocab] | None
+    description: str
+
+
+def load_target(target: str, *, store: str | None, corpus: str | None, device: torch.device) -> Target:
+    """Resolve ``target`` (see :mod:`scaling.evaluation.command`) and load it on ``device``."""
+    from scaling.data.config import resolve_corpus
+    from scaling.store import RunDir, Store
+
+    path = Path(target).expanduser()
+    checkpoint = None
+    if path.exists():
+        if path.is_file() and path.suffix == ".pt":
+            checkpoint, path = path, path.parent.parent
+        elif path.is_dir() and path.name == "checkpoint":
+            checkpoint, path = path / "latest.pt", path.parent
+        if (path / "spec.json").is_file():
+            run = RunDir(path.resolve())
+        elif (path / "config.json").is_file():
+            return _model_dir(path, resolve_corpus(corpus) if corpus else None, device)
+        else:
+            raise UserError(f"{target!r} is neither a run directory (spec.json), a checkpoint nor a model directory (config.json)")
+        root = run.path.parents[1]
+    elif store:
+        root = Path(store)
+        run = Store(root).find_run(target)
+    else:
+        raise UserError(f"{target!r} is not a path; give --store STORE to find a run id or name in it")
+    return _run(Store(root), run, checkpoint, resolve_corpus(corpus) if corpus else None, device)
+
+
+def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
+    from transformers import AutoModelForCausalLM
+
+    vocab = ModelVocab.from_dir(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    rows = model.get_input_embeddings().weight.shape[0]
+    if rows < vocab.layout.vocab_size:
+        raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
+    return Target(model, vocab, corpus_config, None, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
+
+
+def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
+    from transformers import AutoModelForCausalLM
+
+    from scaling.data import prepare_data
+    from scaling.data.config import resolve_corpus
+    from scaling.models.build import build_model, load_text_lm
+    from scaling.train.entry import text_lm_dir
+
+    spec = run.spec()
+    lm_dir = text_lm_dir(store, spec) if spec.init == "text-lm" else None
+    prep = prepare_data(spec.data, store.cache, seed=spec.seed, tokenizer_dir=str(lm_dir) if lm_dir else None)
+    exported = run.path / "model"
+    if checkpoint is None and (exported / "config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32, local_files_only=True)
+        source = str(exported)
+    else:
+        checkpoint = checkpoint or run.checkpoint_dir / "latest.pt"
+        if not checkpoint.is_file():
+            raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
+        if lm_dir is not None:
+            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed)
+        else:
+            model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        source = f"{checkpoint} (step {state.get('step')})"
+    text_lm = None
+    if lm_dir is not None:
+        lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32, local_files_only=True).to(device)
+        text_lm = (lm, ModelVocab.from_dir(lm_dir))
+    config = resolve_corpus(spec.data.corpus)
+    if corpus_config is not None and corpus_config != config:
+        raise UserError(f"--corpus {corpus_config.name!r}: run {run.run_id} was trained on corpus {config.name!r}, whose codebook its units "
+                        "come from; a run is scored on its own corpus (omit --corpus)")
+    return Target(model.to(device), ModelVocab.of(prep.vocab), config, store.root, text_lm,
+                  f"run {run.run_id} {spec.name}: {source} ({prep.vocab.layout.kind} vocabulary, corpus {config.name})")
