@@ -1,0 +1,152 @@
+"""Scaling laws as data: a name, the inputs it reads, its parameters and its formula.
+
+Conventions: N is parameters (count), D is training tokens (count), C is training compute in
+FLOPs (C = 6*N*D unless a column says otherwise), U is unique tokens (data-constrained law),
+and the predicted quantity is a loss in nats per token. Laws are fitted to log(loss), so every
+law must predict a positive value. A parameter marked ``log`` is optimised as its logarithm
+(it is positive); its ``grid`` gives start values in those optimisation coordinates.
+
+Shipped laws:
+
+- ``chinchilla``: L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022).
+- ``kaplan``: L = E + ((Nc/N)^(alpha_n/alpha_d) + Dc/D)^alpha_d (Kaplan et al. 2020, Eq. 1.5,
+  with an irreducible term E).
+- ``kaplan_compute``: L = E + (Cc/C)^alpha_c (Kaplan et al. 2020, L(C) with an irreducible term).
+- ``data_constrained``: Muennighoff et al. (2023): the Chinchilla form with effective data
+  D' = U + U*Rd*(1 - exp(-R_D/Rd)), R_D = D/U - 1 repeated epochs, and effective parameters
+  N' = U_N + U_N*Rn*(1 - exp(-R_N/Rn)), U_N = min(N, N_opt(U)), R_N = N/U_N - 1, where
+  N_opt(U) is the compute-optimal size for U tokens under the same law's base parameters.
+
+User-defined forms: build a :class:`Law` with a ``predict`` function (and optionally its
+``jacobian`` with respect to the natural parameters) and pass it wherever a law name is taken.
+Power laws of metrics against compute live in :mod:`scaling.fit.powerlaw`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import numpy as np
+
+from scaling.errors import unknown_choice
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter: its name, whether it is optimised as log(value), and start values
+    (in optimisation coordinates: log(value) when ``log``)."""
+
+    name: str
+    log: bool
+    grid: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Law:
+    """A law L(inputs; params). ``predict(params, inputs)`` takes natural-unit parameters and a
+    mapping of input arrays and returns the predicted loss; ``jacobian(params, inputs)``, when
+    given, returns d(prediction)/d(parameter) for every parameter name (natural units)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    parameters: tuple[Parameter, ...]
+    formula: str
+    predict: Callable[[Mapping[str, float], Arrays], np.ndarray]
+    jacobian: Callable[[Mapping[str, float], Arrays], Mapping[str, np.ndarray]] | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Parameter names in order."""
+        return tuple(p.name for p in self.parameters)
+
+    def to_natural(self, z: np.ndarray) -> dict[str, float]:
+        """Natural-unit parameters from optimisation coordinates (exp of the ``log`` ones)."""
+        return {p.name: float(np.exp(v) if p.log else v) for p, v in zip(self.parameters, z)}
+
+    def to_coordinates(self, params: Mapping[str, float]) -> np.ndarray:
+        """Optimisation coordinates of natural-unit parameters."""
+        return np.array([np.log(params[p.name]) if p.log else params[p.name] for p in self.parameters])
+
+
+def _chinchilla(p, x):
+    return p["E"] + p["A"] * np.asarray(x["n"], float) ** -p["alpha"] + p["B"] * np.asarray(x["d"], float) ** -p["beta"]
+
+
+def _chinchilla_jacobian(p, x):
+    n_term = np.asarray(x["n"], float) ** -p["alpha"]
+    d_term = np.asarray(x["d"], float) ** -p["beta"]
+    return {"E": np.ones_like(n_term), "A": n_term, "B": d_term,
+            "alpha": -p["A"] * n_term * np.log(x["n"]), "beta": -p["B"] * d_term * np.log(x["d"])}
+
+
+def _kaplan(p, x):
+    ratio = (p["Nc"] / np.asarray(x["n"], float)) ** (p["alpha_n"] / p["alpha_d"])
+    return p["E"] + (ratio + p["Dc"] / np.asarray(x["d"], float)) ** p["alpha_d"]
+
+
+def _kaplan_compute(p, x):
+    return p["E"] + (p["Cc"] / np.asarray(x["c"], float)) ** p["alpha_c"]
+
+
+def _kaplan_compute_jacobian(p, x):
+    t = (p["Cc"] / np.asarray(x["c"], float)) ** p["alpha_c"]
+    return {"E": np.ones_like(t), "Cc": p["alpha_c"] * t / p["Cc"],
+            "alpha_c": t * np.log(p["Cc"] / np.asarray(x["c"], float))}
+
+
+def _data_constrained(p, x):
+    n, d, u = (np.asarray(x[k], float) for k in ("n", "d", "u"))
+    alpha, beta = p["alpha"], p["beta"]
+    # Compute-optimal size for U tokens under the base law: D_opt = U  =>  C/6 = (U*G)^(1/b).
+    G = (alpha * p["A"] / (beta * p["B"])) ** (1.0 / (alpha + beta))
+    a_exp, b_exp = beta / (alpha + beta), alpha / (alpha + beta)
+    n_opt = G * (u * G) ** (a_exp / b_exp)
+    u_n = np.minimum(n, n_opt)
+    r_n = n / u_n - 1.0
+    r_d = np.maximum(d / u - 1.0, 0.0)
+    n_eff = u_n + u_n * p["rn_star"] * (1.0 - np.exp(-r_n / p["rn_star"]))
+    d_eff = np.minimum(d, u) + u * p["rd_star"] * (1.0 - np.exp(-r_d / p["rd_star"]))
+    return p["E"] + p["A"] / n_eff ** alpha + p["B"] / d_eff ** beta
+
+
+_EXP = (0.0, 0.5, 1.0, 1.5, 2.0)
+_LOG_COEF = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+_LOG_E = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+CHINCHILLA = Law(
+    "chinchilla", ("n", "d"),
+    (Parameter("E", True, _LOG_E), Parameter("A", True, _LOG_COEF), Parameter("B", True, _LOG_COEF),
+     Parameter("alpha", False, _EXP), Parameter("beta", False, _EXP)),
+    "L = E + A/N^alpha + B/D^beta", _chinchilla, _chinchilla_jacobian)
+
+LAWS: dict[str, Law] = {
+    law.name: law for law in (
+        CHINCHILLA,
+        Law("kaplan", ("n", "d"),
+            (Parameter("E", True, (-1.0, 0.0, 0.5)), Parameter("Nc", True, (20.0, 25.0, 30.0)),
+             Parameter("Dc", True, (20.0, 25.0, 30.0)), Parameter("alpha_n", False, (0.1, 0.3, 0.6)),
+             Parameter("alpha_d", False, (0.1, 0.3, 0.6))),
+            "L = E + ((Nc/N)^(alpha_n/alpha_d) + Dc/D)^alpha_d", _kaplan),
+        Law("kaplan_compute", ("c",),
+            (Parameter("E", True, (-1.0, -0.5, 0.0, 0.5, 1.0)), Parameter("Cc", True, (20.0, 30.0, 40.0, 50.0)),
+             Parameter("alpha_c", False, (0.02, 0.05, 0.1, 0.2, 0.4))),
+            "L = E + (Cc/C)^alpha_c", _kaplan_compute, _kaplan_compute_jacobian),
+        Law("data_constrained", ("n", "d", "u"),
+            CHINCHILLA.parameters + (Parameter("rd_star", True, (1.0, 2.0, 3.0)),
+                                     Parameter("rn_star", True, (0.5, 1.5, 2.5))),
+            "L = E + A/N'^alpha + B/D'^beta, D' = U + U*Rd*(1-exp(-R_D/Rd)), N' likewise",
+            _data_constrained),
+    )
+}
+
+
+def get_law(law: str | Law) -> Law:
+    """The :class:`Law` called ``law`` (a Law passes through); unknown names raise UserError."""
+    if isinstance(law, Law):
+        return law
+    if law not in LAWS:
+        raise unknown_choice("law", law, LAWS)
+    return LAWS[law]
