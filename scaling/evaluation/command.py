@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from scaling.errors import UserError, unknown_choice
-    from scaling.evaluation.loading import load_target
+    from scaling.evaluation.loading import load_target, resolve_target
     from scaling.evaluation.offline import OFFLINE_SETS
     from scaling.evaluation.settings import EvalSettings, load_settings
     from scaling.evaluation.suite import Benchmarks, official_tasks, plan_tasks, run_tasks, write_pair_scores
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    target = load_target(args.target, store=args.store, corpus=args.corpus, device=device)
-    settings = load_settings(target.store_root) if target.store_root else EvalSettings()
-    cache = Path(args.cache) if args.cache else (target.store_root / "cache" if target.store_root else Path("results/cache"))
+    ref = resolve_target(args.target, args.store)
+    settings = load_settings(ref.store_root) if ref.store_root else EvalSettings()
+    cache = Path(args.cache) if args.cache else (ref.store_root / "cache" if ref.store_root else Path("results/cache"))
     official = dict(settings.official)
     offline: list[str] = []
     official_names: list[str] = []
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
+    target = load_target(ref, corpus=args.corpus, device=device)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True)
     directions = tuple(args.direction) if args.direction else None
     tasks = plan_tasks(target.vocab, tuple(dict.fromkeys(offline)), cross_modal=True, text_lm=target.text_lm is not None,

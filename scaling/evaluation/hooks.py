@@ -3,7 +3,7 @@
 :func:`benchmark_metrics` is called by :class:`scaling.train.loop.Trainer` on the main rank at each
 evaluation point, the last one included; the accuracies it returns are merged into the run's
 evaluation row (``evals.jsonl``) and so become columns of the collected table. Per-pair scores go
-to ``runs/<id>/benchmarks/step<step>.csv``.
+to ``runs/<id>/benchmarks/step<step>.csv`` (``branch<i>-step<step>.csv`` at a decay branch's row).
 
 Cost is kept small: each set is cut to the store's ``pairs`` setting (default 128, see
 :mod:`scaling.evaluation.settings`), the sets are built once per corpus in the store cache and
@@ -49,7 +49,8 @@ def benchmark_metrics(trainer, step: int) -> dict[str, float]:
                            score=ctx.settings.score, device=trainer.device, text_lm=text_lm):
             ctx.text_lm_results[r.column] = r
     results += [ctx.text_lm_results[t.column] for t in ctx.tasks if t.text_lm]
-    write_pair_scores(trainer.run.path / "benchmarks" / f"step{step:08d}.csv", results)
+    name = f"step{step:08d}.csv" if trainer.branch is None else f"branch{trainer.branch}-step{step:08d}.csv"
+    write_pair_scores(trainer.run.path / "benchmarks" / name, results)
     return {r.column: r.accuracy for r in results}
 
 

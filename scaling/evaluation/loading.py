@@ -21,20 +21,28 @@ from scaling.evaluation.tokens import ModelVocab
 
 @dataclass
 class Target:
-    """A loaded model and what scoring it needs. text_lm: (model, vocab) of its initial text LM
-    or None; store_root: the store it belongs to (eval.yaml, cache) or None."""
+    """A loaded model and what scoring it needs. text_lm: (model, vocab) of its initial text LM or None."""
 
     model: torch.nn.Module
     vocab: ModelVocab
     corpus_config: Any
-    store_root: Path | None
     text_lm: tuple[torch.nn.Module, ModelVocab] | None
     description: str
 
 
-def load_target(target: str, *, store: str | None, corpus: str | None, device: torch.device) -> Target:
-    """Resolve ``target`` (see :mod:`scaling.evaluation.command`) and load it on ``device``."""
-    from scaling.data.config import resolve_corpus
+@dataclass(frozen=True)
+class TargetRef:
+    """Where a target is, before anything is loaded: a run (with an optional checkpoint) or a
+    model directory; store_root: the store a run belongs to."""
+
+    run: Any
+    checkpoint: Path | None
+    model_dir: Path | None
+    store_root: Path | None
+
+
+def resolve_target(target: str, store: str | None) -> TargetRef:
+    """Find ``target`` (see :mod:`scaling.evaluation.command`) without loading it."""
     from scaling.store import RunDir, Store
 
     path = Path(target).expanduser()
@@ -46,17 +54,27 @@ def load_target(target: str, *, store: str | None, corpus: str | None, device: t
             checkpoint, path = path / "latest.pt", path.parent
         if (path / "spec.json").is_file():
             run = RunDir(path.resolve())
-        elif (path / "config.json").is_file():
-            return _model_dir(path, resolve_corpus(corpus) if corpus else None, device)
-        else:
-            raise UserError(f"{target!r} is neither a run directory (spec.json), a checkpoint nor a model directory (config.json)")
-        root = run.path.parents[1]
-    elif store:
-        root = Path(store)
-        run = Store(root).find_run(target)
-    else:
+            return TargetRef(run, checkpoint, None, run.path.parents[1])
+        if (path / "config.json").is_file():
+            return TargetRef(None, None, path, None)
+        raise UserError(f"{target!r} is neither a run directory (spec.json), a checkpoint nor a model directory (config.json)")
+    if not store:
         raise UserError(f"{target!r} is not a path; give --store STORE to find a run id or name in it")
-    return _run(Store(root), run, checkpoint, resolve_corpus(corpus) if corpus else None, device)
+    return TargetRef(Store(store).find_run(target), None, None, Path(store))
+
+
+def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device) -> Target:
+    """Load a resolved target on ``device``; ``corpus``: the corpus of a model directory."""
+    from transformers.utils import logging as hf_logging
+
+    from scaling.data.config import resolve_corpus
+    from scaling.store import Store
+
+    hf_logging.disable_progress_bar()
+    config = resolve_corpus(corpus) if corpus else None
+    if ref.model_dir is not None:
+        return _model_dir(ref.model_dir, config, device)
+    return _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device)
 
 
 def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
@@ -67,7 +85,7 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab.layout.vocab_size:
         raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
-    return Target(model, vocab, corpus_config, None, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
+    return Target(model, vocab, corpus_config, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
 
 
 def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
@@ -104,5 +122,5 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
     if corpus_config is not None and corpus_config != config:
         raise UserError(f"--corpus {corpus_config.name!r}: run {run.run_id} was trained on corpus {config.name!r}, whose codebook its units "
                         "come from; a run is scored on its own corpus (omit --corpus)")
-    return Target(model.to(device), ModelVocab.of(prep.vocab), config, store.root, text_lm,
+    return Target(model.to(device), ModelVocab.of(prep.vocab), config, text_lm,
                   f"run {run.run_id} {spec.name}: {source} ({prep.vocab.layout.kind} vocabulary, corpus {config.name})")
