@@ -1,0 +1,180 @@
+"""Reading a results table for figures: loading, checking, and choosing the rows a figure needs.
+
+The table is the one written by ``scaling collect`` (one row per run × evaluation point) or any
+user CSV with some of its columns. Figures read only columns (DESIGN, contract 1). A table may be
+partial: each figure checks for what it needs and is skipped with a reason when it is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import UserError
+from scaling.figures.metrics import to_percent
+
+# Columns that must be numeric wherever they appear.
+NUMERIC = ("step", "tokens", "tokens_speech", "tokens_text", "params_total", "params_non_embedding",
+           "params_embedding_speech", "flops_6nd", "flops_6nd_nonembed", "flops_exact", "train_tokens")
+# Runs in these states have no trustworthy numbers.
+BAD_STATUS = ("diverged", "failed")
+
+
+class Skip(Exception):
+    """A figure or table cannot be drawn from this table; the message says why (one line)."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns play which role. ``compute`` is C (FLOPs), ``params`` N, ``tokens`` D."""
+
+    compute: str = "flops_6nd"
+    params: str = "params_total"
+    tokens: str = "tokens"
+    loss: str = "loss_val"
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """Read a results table (CSV or Parquet); raise UserError with one line when it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"results table {str(path)!r} does not exist; expected a CSV or Parquet file from `scaling collect`")
+    if path.is_dir():
+        raise UserError(f"results table {str(path)!r} is a directory; expected a CSV or Parquet file (e.g. results.csv)")
+    try:
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read results table {str(path)!r}: {reason}") from None
+    if df.empty:
+        raise UserError(f"results table {str(path)!r} has no rows")
+    return df
+
+
+def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.DataFrame:
+    """Check types, derive what can be derived, and add the helper columns figures use.
+
+    - numeric columns must hold numbers (an error names the column, the row and the value);
+    - ``final`` becomes boolean; without it, each run's last step (or every row, without
+      ``run_id``) counts as final;
+    - without the compute column, C = 6·N·D is derived from the params and tokens columns
+      (and ``compute_derived`` is set) when both exist;
+    - accuracies held as fractions become percent (see :mod:`scaling.figures.metrics`);
+    - ``variant`` = (data_mode, init), and ``variant_label`` for legends.
+    """
+    df = df.copy()
+    for col in {*NUMERIC, columns.params, columns.tokens, columns.compute, columns.loss} & set(df.columns):
+        _numeric(df, col, source)
+    for col in [c for c in df.columns if c.startswith(("acc_", "loss_"))]:
+        _numeric(df, col, source)
+    if columns.compute not in df.columns:
+        if columns.params in df.columns and columns.tokens in df.columns:
+            df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
+            df.attrs["compute_derived"] = True
+        else:
+            raise UserError(
+                f"{source} has no compute column {columns.compute!r} and no {columns.params!r} and {columns.tokens!r} "
+                f"to derive C = 6·N·D; choose one with --compute (columns: {', '.join(map(str, df.columns[:12]))}"
+                f"{', …' if len(df.columns) > 12 else ''})")
+    if not any(c.startswith(("acc_", "loss_")) for c in df.columns):
+        raise UserError(f"{source} has no metric column (loss_val, loss_val_speech, acc_stc, …); nothing to draw")
+    df.attrs["percent_from_fraction"] = to_percent(df)
+    df["final"] = _final(df)
+    mode = df["data_mode"].astype(str) if "data_mode" in df.columns else pd.Series("all", index=df.index)
+    init = df["init"].astype(str) if "init" in df.columns else pd.Series("", index=df.index)
+    df["variant"] = list(zip(mode, init))
+    df["variant_label"] = [variant_label(m, i) for m, i in df["variant"]]
+    return df
+
+
+def _numeric(df: pd.DataFrame, col: str, source: str) -> None:
+    raw = df[col]
+    if raw.dtype == bool:
+        raise UserError(f"{source}: column {col!r} holds true/false; expected numbers")
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{source}: column {col!r} row {i + 1} holds {raw.iloc[i]!r}; expected a number")
+    df[col] = num.astype(float)
+
+
+def _final(df: pd.DataFrame) -> pd.Series:
+    if "final" in df.columns:
+        text = df["final"].astype(str).str.strip().str.lower()
+        return text.isin(["true", "1", "1.0", "yes"])
+    if "run_id" in df.columns and "step" in df.columns:
+        last = df.groupby("run_id")["step"].transform("max")
+        return df["step"] == last
+    return pd.Series(True, index=df.index)
+
+
+def variant_label(mode: str, init: str) -> str:
+    """A legend label for a (data_mode, init) variant, in the paper's words."""
+    if mode == "all":
+        return "all runs"
+    names = {"interleaved": "Interleaved", "speech": "Textless" if init in ("scratch", "") else "Speech-only",
+             "text": "Text"}
+    base = names.get(mode, mode)
+    if init == "text-lm":
+        return f"{base}, TextLM init"
+    if init == "scratch" and mode != "speech":
+        return f"{base}, scratch"
+    return base
+
+
+def usable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of runs that did not diverge or fail."""
+    if "status" not in df.columns:
+        return df
+    return df[~df["status"].astype(str).isin(BAD_STATUS)]
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run: its last evaluation point (diverged and failed runs left out)."""
+    return usable(df)[lambda d: d["final"]]
+
+
+def with_values(df: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    """Rows whose ``cols`` are finite and positive where they are counts (compute, params, tokens)."""
+    mask = pd.Series(True, index=df.index)
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce") if c in df.columns else pd.Series(np.nan, index=df.index)
+        mask &= np.isfinite(v)
+        if not c.startswith(("acc_", "loss_")):
+            mask &= v > 0
+    return df[mask]
+
+
+def require(df: pd.DataFrame, *cols: str, what: str = "this figure") -> None:
+    """Raise Skip naming the first of ``cols`` that ``df`` lacks (or has no values in)."""
+    for c in cols:
+        if c not in df.columns:
+            raise Skip(f"the table has no column {c!r}, which {what} needs")
+        if not np.isfinite(pd.to_numeric(df[c], errors="coerce")).any():
+            raise Skip(f"column {c!r} has no values, which {what} needs")
+
+
+def run_key(df: pd.DataFrame) -> pd.Series:
+    """An identifier per run: ``run_id``, else ``name``, else the row index."""
+    for col in ("run_id", "name"):
+        if col in df.columns:
+            return df[col].astype(str)
+    return pd.Series(df.index.astype(str), index=df.index)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``: 'Interleaved, TextLM init' -> 'interleaved-textlm-init'."""
+    out = "".join(ch.lower() if ch.isalnum() or ch == "." else "-" for ch in str(text))
+    return "-".join(part for part in out.split("-") if part)
+
+
+
+def variants(df: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """(variant, rows) pairs of ``df``, interleaved first, then textless, then text, in a fixed order."""
+    order = {"interleaved": 0, "speech": 1, "text": 2}
+    keys = sorted(set(df["variant"]), key=lambda v: (order.get(v[0], 3), v))
+    return [(k, df[df["variant"].apply(lambda v, k=k: v == k)]) for k in keys]
