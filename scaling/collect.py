@@ -6,7 +6,17 @@ Columns: every spec field, flattened with underscores (``model_family``, ``data_
 ``tokens_text``, ``tokens_marker``, ``flops_6nd``, ``flops_6nd_nonembed``, ``flops_exact``); the
 parameter counts (``params_total``, ``params_non_embedding``, ``params_embedding``,
 ``params_embedding_speech``); the metrics (``loss_train``, ``loss_val``, ``loss_val_speech``,
-``loss_val_text``, ``acc_*``); and ``final`` (true on a run's last evaluation point).
+``loss_val_text``, ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
+evaluation point, and every decay branch's point).
+
+Decay branches (``train.branch_tokens``, see :mod:`scaling.train.schedule`): ``branch`` is true on
+a branch's row, whose ``tokens`` and ``flops_*`` are those of the branch's budget as if it were an
+independent run (so fits treat it as one more (N, D) point); ``branch_from_step`` /
+``branch_from_tokens`` say where it left the run's trunk and ``branch_cost_tokens`` /
+``branch_cost_flops_6nd`` / ``branch_cost_flops_6nd_nonembed`` / ``branch_cost_flops_exact`` what it
+trained beyond that shared prefix. Every row of a finished run also has the compute the whole
+run spent, trunk and branches: ``tokens_spent``, ``flops_6nd_spent``, ``flops_6nd_nonembed_spent``,
+``flops_exact_spent``.
 The table is the only interface between training and analysis (DESIGN, contract 1).
 """
 
@@ -20,9 +30,13 @@ import pandas as pd
 from scaling.spec import to_dict
 from scaling.store import Store
 
-FRONT = ["run_id", "name", "sweep", "status", "final", "step", "tokens", "tokens_speech", "tokens_text", "tokens_marker",
+FRONT = ["run_id", "name", "sweep", "status", "final", "branch", "step", "tokens", "tokens_speech", "tokens_text", "tokens_marker",
          "params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
-         "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text"]
+         "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text",
+         "branch_from_step", "branch_from_tokens", "branch_cost_tokens", "branch_cost_flops_6nd", "branch_cost_flops_6nd_nonembed",
+         "branch_cost_flops_exact", "tokens_spent", "flops_6nd_spent", "flops_6nd_nonembed_spent", "flops_exact_spent"]
+SUMMARY_KEYS = ("params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
+                "tokens_spent", "flops_6nd_spent", "flops_6nd_nonembed_spent", "flops_exact_spent")
 
 
 def _flatten(prefix: str, data: dict[str, Any], out: dict[str, Any]) -> None:
@@ -48,11 +62,12 @@ def collect_rows(store: Store, sweep: str | None = None) -> list[dict[str, Any]]
         _flatten("", to_dict(spec), base)
         base.update(run_id=run.run_id, name=spec.name, status=run.status().get("state", "pending"))
         summary = run.summary() or {}
-        if "params_total" in summary:
-            base.update({k: summary[k] for k in ("params_total", "params_non_embedding", "params_embedding", "params_embedding_speech")})
+        base.update({k: summary[k] for k in SUMMARY_KEYS if k in summary})
         evals = run.evals()
         for i, record in enumerate(evals):
-            rows.append({**base, **record, "final": i == len(evals) - 1 and base["status"] in ("done", "diverged")})
+            last = i == len(evals) - 1 and base["status"] in ("done", "diverged")
+            branch_end = bool(record.get("branch")) and not record.get("diverged")
+            rows.append({**base, "branch": False, **record, "final": last or branch_end})
     return rows
 
 

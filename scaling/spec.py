@@ -80,6 +80,9 @@ class TrainSpec:
     schedule: ``cosine`` (decay from peak to min over the budget) or ``wsd`` (warmup, stable,
     then linear decay over the last ``decay`` fraction).
     eval_points: number of evaluation points spread evenly over the budget (the last at the end).
+    branch_tokens: smaller budgets (trained tokens, increasing) that ``wsd`` runs also reach by
+    short decay branches from the stable phase (see :mod:`scaling.train.schedule`); each branch is
+    evaluated at its budget and recorded as a row of its own.
     """
 
     tokens: int = 1_000_000
@@ -95,6 +98,7 @@ class TrainSpec:
     grad_clip: float = 0.5
     eval_points: int = 4
     val_windows: int = 64
+    branch_tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,10 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """A readable name: family-size-mode-init-tokens-seed."""
+        """A readable name: family-size-mode-init-tokens-seed (tokens+Nb: N decay branches below the budget)."""
         init = "scratch" if self.init == "scratch" else "tinit"
-        return f"{self.model.family}-{self.model.size}-{self.data.mode}-{init}-{human(self.train.tokens)}-s{self.seed}"
+        branches = f"+{len(self.train.branch_tokens)}b" if self.train.branch_tokens else ""
+        return f"{self.model.family}-{self.model.size}-{self.data.mode}-{init}-{human(self.train.tokens)}{branches}-s{self.seed}"
 
     def validate(self) -> "RunSpec":
         """Check every value; raise UserError naming the field, the value and what was expected."""
@@ -146,6 +151,11 @@ class RunSpec:
             raise UserError(f"train.decay = {self.train.decay!r}: expected a fraction in (0, 1]")
         if self.train.min_lr < 0 or self.train.min_lr > self.train.lr:
             raise UserError(f"train.min_lr = {self.train.min_lr!r}: expected 0 <= min_lr <= lr ({self.train.lr})")
+        branches = self.train.branch_tokens
+        if branches and self.train.schedule != "wsd":
+            raise UserError(f"train.branch_tokens = {list(branches)!r} with train.schedule = {self.train.schedule!r}: decay branches need train.schedule = 'wsd'")
+        if any(b <= 0 for b in branches) or list(branches) != sorted(set(branches)) or branches and branches[-1] >= self.train.tokens:
+            raise UserError(f"train.branch_tokens = {list(branches)!r}: expected increasing positive budgets below train.tokens ({self.train.tokens})")
         if len(self.data.mix) != 3 or any(p < 0 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
             raise UserError(f"data.mix = {list(self.data.mix)!r}: expected three non-negative probabilities (text, interleaved, speech) summing to 1")
         if self.init == "text-lm" and self.data.mode == "speech":

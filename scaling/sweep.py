@@ -17,9 +17,13 @@ A sweep file (YAML) declares a grid::
     budget:                        # exactly one of tokens / tokens_per_param / flops
       tokens_per_param: [5, 10, 20]
       params: total                # N used by tokens_per_param and flops: total | non_embedding
+      branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
 
 Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flops`` gives an
-IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). ``key=value``
+IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
+``branches: true`` (needs ``train.schedule: wsd``) a grid point trains once, to its largest budget,
+and reaches the others by short decay branches from the stable phase (``train.branch_tokens``;
+see :mod:`scaling.train.schedule`), instead of one run per budget. ``key=value``
 overrides from the command line change ``base`` (``train.lr=1e-3``), a grid axis
 (``grid.model.size=[1M,3M]``), the budget (``budget.tokens=[1e6]``) or top-level keys
 (``name=x``). Unknown keys, impossible values and empty grids are errors naming the key.
@@ -36,10 +40,12 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError, unknown_choice
-from scaling.spec import RunSpec, from_dict, parse_count
+from scaling.spec import RunSpec, TrainSpec, from_dict, parse_count
+from scaling.train.schedule import Plan
 
 TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel")
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
+BUDGET_OPTIONS = ("params", "branches")
 PARAM_CONVENTIONS = ("total", "non_embedding")
 
 
@@ -86,7 +92,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
         if head in ("grid", "budget") and "." in key:
             section = config.setdefault(head, {})
             sub = key.split(".", 1)[1]
-            section[sub] = value if isinstance(value, list) or head == "budget" and sub == "params" else [value]
+            section[sub] = value if isinstance(value, list) or head == "budget" and sub in BUDGET_OPTIONS else [value]
         elif head in TOP_KEYS and "." not in key:
             config[key] = value
         elif head == "slurm":
@@ -134,13 +140,13 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str]:
+def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str, bool]:
     budget = config.get("budget")
     if not isinstance(budget, dict):
         raise UserError("sweep budget: expected a mapping with one of tokens, tokens_per_param, flops (each a list)")
     for key in budget:
-        if key not in BUDGET_KINDS + ("params",):
-            raise unknown_choice("budget key", key, BUDGET_KINDS + ("params",))
+        if key not in BUDGET_KINDS + BUDGET_OPTIONS:
+            raise unknown_choice("budget key", key, BUDGET_KINDS + BUDGET_OPTIONS)
     kinds = [k for k in BUDGET_KINDS if k in budget]
     if len(kinds) != 1:
         raise UserError(f"sweep budget: expected exactly one of tokens, tokens_per_param, flops; got {', '.join(kinds) or 'none'}")
@@ -151,11 +157,25 @@ def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str]:
     params = budget.get("params", "total")
     if params not in PARAM_CONVENTIONS:
         raise unknown_choice("budget.params", params, PARAM_CONVENTIONS)
-    return kind, [parse_count(v, f"budget.{kind}") for v in values], params
+    branches = budget.get("branches", False)
+    if not isinstance(branches, bool):
+        raise UserError(f"budget.branches = {branches!r}: expected true or false")
+    return kind, [parse_count(v, f"budget.{kind}") for v in values], params, branches
+
+
+def _trains(spec: RunSpec, tokens: list[int], branched: bool) -> list[TrainSpec]:
+    """The TrainSpecs of one grid point: one per budget, or one carrying the smaller budgets as branches."""
+    if not branched:
+        return [replace(spec.train, tokens=t) for t in tokens]
+    if spec.train.schedule != "wsd":
+        raise UserError(f"budget.branches = true with train.schedule = {spec.train.schedule!r}: decay branches need train.schedule = 'wsd'")
+    tokens = sorted(set(tokens))
+    return [replace(spec.train, tokens=tokens[-1], branch_tokens=tuple(tokens[:-1]))]
 
 
 def expand(config: dict[str, Any], source: str = "") -> Sweep:
-    """Expand a sweep config into validated, resolved run specs (one per grid point × variant × budget)."""
+    """Expand a sweep config into validated, resolved run specs: one per grid point × variant × budget,
+    or one per grid point × variant carrying its smaller budgets as decay branches (``budget.branches``)."""
     from scaling.models import count_params, resolve_model
     from scaling.layout import vocab_layout
 
@@ -173,7 +193,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
         if not values:
             raise UserError(f"grid.{key}: expected a non-empty list")
         axes.append([(key, v) for v in values])
-    kind, budgets, convention = _budgets(config)
+    kind, budgets, convention, branched = _budgets(config)
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for variant in variants:
@@ -186,11 +206,15 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
             counts = count_params(spec.model, vocab, added, spec.data.context)
             n = counts.total if convention == "total" else counts.non_embedding
+            point_tokens = []
             for b in budgets:
                 tokens = b if kind == "tokens" else b * n if kind == "tokens_per_param" else b / (6.0 * n)
                 if tokens < spec.data.context:
                     raise UserError(f"budget.{kind} = {b:g} gives {tokens:.0f} tokens for model.size = {spec.model.size}; expected at least one context window ({spec.data.context} tokens)")
-                run = replace(spec, train=replace(spec.train, tokens=int(round(tokens)))).validate()
+                point_tokens.append(int(round(tokens)))
+            for train in _trains(spec, point_tokens, branched):
+                run = replace(spec, train=train).validate()
+                Plan.of(run)
                 if run.run_id not in seen:
                     seen.add(run.run_id)
                     runs.append(run)

@@ -40,13 +40,16 @@ def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
 
 
-def load_text_lm(path: str | Path, vocab_size: int, seed: int) -> torch.nn.Module:
-    """Load a local text LM and extend its vocabulary to ``vocab_size`` rows.
+def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int | None = None) -> torch.nn.Module:
+    """Load a local text LM with its vocabulary resized to exactly ``vocab_size`` rows.
 
-    Text rows stay bit-identical. New rows (speech units, markers) are drawn from a normal
-    distribution with the mean and covariance-free per-dimension std of the existing embedding rows
-    (the rule transformers uses for ``mean_resizing``, without its covariance step), seeded, so the
-    new tokens start at the scale of the old ones. An untied output layer gets the same rule.
+    ``n_text_vocab``: rows its tokenizer uses (default: every row of its embedding). Those text
+    rows, and every other weight, stay bit-identical. Rows from ``n_text_vocab`` on (speech units,
+    markers, added specials, and any unused padding rows a checkpoint carries beyond its
+    tokenizer) are new: each is drawn from a normal distribution with the per-dimension mean and
+    standard deviation of the text rows (the rule transformers uses for ``mean_resizing``,
+    without its covariance step), from a generator seeded with ``seed``, so new tokens start at the
+    scale of the old ones. An untied output layer gets the same rule, from its own text rows.
     """
     from transformers import AutoModelForCausalLM
 
@@ -54,19 +57,23 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int) -> torch.nn.Modul
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
     lm = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32, local_files_only=True)
-    old = lm.get_input_embeddings().weight.shape[0]
-    if vocab_size < old:
-        raise UserError(f"vocabulary of {vocab_size} rows is smaller than the text LM's {old} rows at {path}")
-    if vocab_size > old:
-        gen = torch.Generator().manual_seed(seed)
+    rows = lm.get_input_embeddings().weight.shape[0]
+    n_text = rows if n_text_vocab is None else n_text_vocab
+    if n_text > rows:
+        raise UserError(f"the tokenizer of {path} has {n_text} tokens but its model only {rows} embedding rows; expected a matching tokenizer")
+    if vocab_size < n_text:
+        raise UserError(f"vocabulary of {vocab_size} rows is smaller than the text LM's {n_text} text tokens at {path}")
+    if vocab_size != rows:
         lm.resize_token_embeddings(vocab_size, mean_resizing=False)
-        matrices = [lm.get_input_embeddings().weight]
-        out = lm.get_output_embeddings()
-        if out is not None and out.weight.data_ptr() != matrices[0].data_ptr():
-            matrices.append(out.weight)
-        with torch.no_grad():
-            for w in matrices:
-                mean, std = w[:old].mean(0), w[:old].std(0)
-                w[old:] = mean + std * torch.randn(vocab_size - old, w.shape[1], generator=gen)
+    matrices = [lm.get_input_embeddings().weight]
+    out = lm.get_output_embeddings()
+    if out is not None and out.weight.data_ptr() != matrices[0].data_ptr():
+        matrices.append(out.weight)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for w in matrices:
+            if vocab_size > n_text:
+                mean, std = w[:n_text].mean(0), w[:n_text].std(0)
+                w[n_text:] = mean + std * torch.randn(vocab_size - n_text, w.shape[1], generator=gen)
     lm.config.vocab_size = vocab_size
     return lm

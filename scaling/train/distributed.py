@@ -1,7 +1,8 @@
 """torch.distributed set-up from the environment (torchrun or SLURM tasks).
 
 A run given several processes trains data-parallel: every rank reads its slice of the same
-global batch, gradients are summed with one all-reduce per step (gloo on CPU, NCCL on GPU).
+global batch (:func:`rank_rows`), gradients are summed with one all-reduce per step of one flat
+buffer (:class:`FlatGrads`; gloo on CPU, NCCL on GPU).
 """
 
 from __future__ import annotations
@@ -46,17 +47,48 @@ def init_process_group(world: World) -> None:
     dist.init_process_group(backend, rank=world.rank, world_size=world.size)
 
 
-def all_reduce_grads(model: torch.nn.Module, world: World) -> None:
-    """Sum the gradients of every rank in one flat all-reduce."""
-    if world.size == 1:
-        return
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+def rank_rows(batch_size: int, world: World) -> tuple[int, int]:
+    """Rows ``[lo, hi)`` of a global batch of ``batch_size`` windows that ``world.rank`` trains.
+
+    Ranks take contiguous slices in rank order whose sizes differ by at most one, so the ranks'
+    rows joined in rank order are the global batch in order: which windows a step trains, and in
+    which order the loss sums them, does not depend on the number of processes.
+    """
+    per, extra = divmod(batch_size, world.size)
+    lo = world.rank * per + min(world.rank, extra)
+    return lo, lo + per + (1 if world.rank < extra else 0)
+
+
+class FlatGrads:
+    """Every parameter's gradient as a view into one flat buffer.
+
+    Backward accumulates into the views in place, so zeroing is one memset, the data-parallel
+    sum is one all-reduce without copies, and clipping is one norm and one scale.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1:
+            raise ValueError(f"parameters of several dtypes {sorted(map(str, dtypes))}; expected one")
+        self.flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
+        offset = 0
+        for p in params:
+            p.grad = self.flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+
+    def zero(self) -> None:
+        self.flat.zero_()
+
+    def all_reduce(self, world: World) -> None:
+        """Sum the gradients of every rank."""
+        if world.size > 1:
+            dist.all_reduce(self.flat, op=dist.ReduceOp.SUM)
+
+    def clip(self, max_norm: float) -> torch.Tensor:
+        """Scale the gradients so that their global L2 norm is at most ``max_norm``; returns the norm before."""
+        norm = torch.linalg.vector_norm(self.flat)
+        self.flat.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+        return norm
 
 
 def barrier(world: World) -> None:

@@ -32,7 +32,7 @@ def pretrain_spec(spec: RunSpec) -> RunSpec:
     from scaling.spec import parse_count
 
     data = DataSpec(mode="text", corpus=spec.data.corpus, context=spec.data.context)
-    train = replace(spec.train, tokens=int(parse_count(tokens, "init_from")), schedule="cosine")
+    train = replace(spec.train, tokens=int(parse_count(tokens, "init_from")), schedule="cosine", branch_tokens=())
     return RunSpec(model=spec.model, data=data, train=train, init="scratch", init_from="", seed=spec.seed, sweep=spec.sweep)
 
 
@@ -100,7 +100,7 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
             tokenizer_dir = str(lm_dir)
         prep = prepare_data(spec.data, store.cache, seed=spec.seed, tokenizer_dir=tokenizer_dir)
         if spec.init == "text-lm":
-            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed)
+            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed, n_text_vocab=prep.n_text_vocab)
         else:
             model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
         trainer = Trainer(spec=spec, run=run, prep=prep, model=model, world=world, device=device,
@@ -112,11 +112,12 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         state = trainer.fit(progress=progress)
         if state == "done" and world.is_main:
             export_model(trainer, run.path / "model")
-            evals = run.evals()
-            summary = {"run_id": spec.run_id, "name": spec.name, **(evals[-1] if evals else {}),
+            trunk = [r for r in run.evals() if not r.get("branch")]
+            summary = {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
                        "params_total": trainer.counts.total, "params_non_embedding": trainer.counts.non_embedding,
                        "params_embedding": trainer.counts.embedding, "params_embedding_speech": trainer.counts.embedding_speech,
-                       "vocab_size": prep.vocab_size, "steps": trainer.plan.n_steps, "finished": now()}
+                       "vocab_size": prep.vocab_size, "steps": trainer.plan.n_steps, "branches": len(trainer.plan.branches),
+                       **trainer.spent(), "finished": now()}
             write_json_atomic(run.summary_file, summary)
             run.update_status(state="done", finished=now(), step=trainer.step, tokens=trainer.acc.tokens)
         elif state == "stopped" and world.is_main:

@@ -1,4 +1,4 @@
-"""The training loop of one run: exact token budget, periodic evaluation, atomic checkpoints.
+"""The training loop of one run: exact token budget, decay branches, evaluation, atomic checkpoints.
 
 Conventions (recorded in every metrics and evaluation row):
 
@@ -7,13 +7,23 @@ Conventions (recorded in every metrics and evaluation row):
 * tokens_speech / tokens_text / tokens_marker: those positions by the modality of the target.
 * flops_6nd = 6·N_total·tokens; flops_6nd_nonembed = 6·N_non_embedding·tokens; flops_exact counts
   attention and the output layer (see :mod:`scaling.models.flops`).
-* The global batch is ``spec.train.batch_size`` windows whatever the hardware: ranks split it and
-  micro-batches accumulate gradients; the loss is the mean over the global batch's label tokens.
+* The global batch is ``spec.train.batch_size`` windows whatever the hardware: ranks split it
+  (:func:`~scaling.train.distributed.rank_rows`) and micro-batches accumulate gradients; the loss
+  is the sum over the global batch's label tokens divided by their number.
 * Data order depends only on the seed and the step: step s trains windows s·B … s·B+B−1.
+* Decay branches (:mod:`scaling.train.schedule`): at a branch's start the trunk's state is copied
+  aside, the branch trains to its budget and is evaluated, and the trunk is restored. A branch's
+  evaluation row has ``branch`` true, the accounting of its budget (``tokens`` = its D, as if it
+  were an independent run), ``branch_from_step`` / ``branch_from_tokens`` (where it left the
+  trunk) and ``branch_cost_tokens`` / ``branch_cost_flops_*`` (what it trained beyond the shared
+  prefix). Trunk rows have ``branch`` false.
+* tokens_per_s and mfu (6·N_total·tokens/s over the fp32 (CPU) or bf16 (GPU) matmul peak measured
+  at start, summed over ranks) are logged every ``log_every`` steps.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
@@ -26,32 +36,15 @@ import numpy as np
 import torch
 
 from scaling.data import MARKER, PAD, SPEECH, TEXT
+from scaling.errors import UserError
 from scaling.models import count_params, flops_per_token
 from scaling.spec import RunSpec
-from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl, write_json_atomic
+from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
 from scaling.train.checkpoint import load_checkpoint, save_checkpoint
-from scaling.train.distributed import World, all_reduce_grads, barrier, broadcast_flag
-from scaling.train.schedule import learning_rate
+from scaling.train.distributed import FlatGrads, World, barrier, broadcast_flag, rank_rows
+from scaling.train.schedule import Plan, Stretch, learning_rate
 
-
-@dataclass
-class Plan:
-    """Step arithmetic of a run: how many steps, how many label tokens in the last one, when to evaluate."""
-
-    tokens: int
-    tokens_per_step: int
-    n_steps: int
-    last_step_tokens: int
-    eval_steps: tuple[int, ...]
-
-    @classmethod
-    def of(cls, spec: RunSpec) -> "Plan":
-        per = spec.train.batch_size * spec.data.context
-        n_steps = math.ceil(spec.train.tokens / per)
-        last = spec.train.tokens - (n_steps - 1) * per
-        k = spec.train.eval_points
-        evals = tuple(sorted({max(1, math.ceil(i * n_steps / k)) for i in range(1, k + 1)}))
-        return cls(spec.train.tokens, per, n_steps, last, evals)
+__all__ = ["Accounting", "Plan", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
 
 
 @dataclass
@@ -66,22 +59,29 @@ class Accounting:
     def as_dict(self) -> dict[str, int]:
         return {"tokens": self.tokens, "tokens_speech": self.speech, "tokens_text": self.text, "tokens_marker": self.marker}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, int]) -> "Accounting":
+        return cls(d["tokens"], d["tokens_speech"], d["tokens_text"], d["tokens_marker"])
 
-def measure_peak_flops(device: torch.device, seconds: float = 0.3) -> float:
-    """fp32 (CPU) or bf16 (GPU) dense matmul FLOP/s measured now, on this device and thread count."""
-    n = 1024 if device.type == "cuda" else 384
+
+def measure_peak_flops(device: torch.device, seconds: float = 0.5) -> float:
+    """Dense matmul FLOP/s measured now on this device and thread count: fp32 on CPU, bf16 on GPU.
+
+    Square matrices of 1024 (CPU) or 8192 (GPU), large enough to run at the BLAS library's best rate.
+    """
+    n = 8192 if device.type == "cuda" else 1024
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(2):
         a @ b
+    sync()
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for _ in range(10):
-            a @ b
-        reps += 10
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        a @ b
+        reps += 1
+        sync()
     return 2.0 * n**3 * reps / (time.perf_counter() - start)
 
 
@@ -104,9 +104,24 @@ def make_labels(ids: np.ndarray, modality: np.ndarray, marker_loss: bool, budget
     return inputs, torch.from_numpy(labels), target_mod
 
 
+def _cpu_copy(obj: Any) -> Any:
+    """A deep copy of nested dicts / lists of tensors, with every tensor cloned to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
 @dataclass
 class Trainer:
-    """Trains one run to its budget; see the module docstring for the conventions."""
+    """Trains one run to its budget (and its decay branches); see the module docstring for the conventions.
+
+    ``on_eval(trainer, step)`` returns metrics merged into each evaluation row (the evaluation
+    engine's benchmarks); at a branch's row the model holds the branch's weights.
+    """
 
     spec: RunSpec
     run: RunDir
@@ -122,24 +137,53 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.plan = Plan.of(self.spec)
-        counts = count_params(self.spec.model, self.prep.vocab_size, self.prep.n_added_vocab, self.spec.data.context)
-        self.counts = counts
-        self.flops = flops_per_token(self.spec.model, counts, self.prep.vocab_size, self.spec.data.context)
-        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
-        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        positions = getattr(self.model.config, "max_position_embeddings", self.spec.data.context)
+        self.counts = count_params(self.spec.model, self.prep.vocab_size, self.prep.n_added_vocab, positions)
+        built = sum(p.numel() for p in self.model.parameters())
+        if built != self.counts.total:
+            m = self.spec.model
+            raise UserError(f"model.family = {m.family!r}, model.size = {m.size!r} describes {self.counts.total:,} parameters, "
+                            f"but the model has {built:,}; expected the spec to describe the model (for init_from, its architecture)")
+        self.flops = flops_per_token(self.spec.model, self.counts, self.prep.vocab_size, self.spec.data.context)
+        self.model.to(self.device)
+        params = list(self.model.parameters())
+        self.grads = FlatGrads(params)
         t = self.spec.train
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8, foreach=True,
+            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+            lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8, fused=True,
         )
         self.step = 0
         self.acc = Accounting()
+        self.lr = learning_rate(t, 0, self.plan.n_steps)
+        self.branch: int | None = None  # index of the decay branch being trained
+        self.next_branch = 0  # branches before this index are done
+        self.trunk: dict[str, Any] | None = None  # the trunk's state while a branch trains
+        self.rows = {"metrics": 0, "evals": 0}  # rows this run has written to its logs
         self.autocast = self.device.type == "cuda"
 
     # ----------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
+    @property
+    def stretch(self) -> Stretch:
+        """What is being trained now: the trunk, or the decay branch in progress."""
+        return self.plan.trunk if self.branch is None else self.plan.branches[self.branch]
+
+    def _line(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
-                "accounting": self.acc.as_dict(), "run_id": self.spec.run_id}
+                "accounting": self.acc.as_dict()}
+
+    def _load_line(self, line: dict[str, Any]) -> None:
+        self.model.load_state_dict(line["model"])
+        self.optimizer.load_state_dict(line["optimizer"])
+        self.step = line["step"]
+        self.acc = Accounting.from_dict(line["accounting"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trunk's state, progress through the branches and logs, and the branch in progress (if any)."""
+        trunk = self._line() if self.branch is None else self.trunk
+        branch = None if self.branch is None else {"index": self.branch, "line": self._line()}
+        return {**trunk, "next_branch": self.next_branch, "branch": branch, "rows": dict(self.rows), "run_id": self.spec.run_id}
 
     def save(self) -> None:
         if self.world.is_main:
@@ -154,15 +198,32 @@ class Trainer:
                 for f in (self.run.metrics_file, self.run.evals_file):
                     f.unlink(missing_ok=True)
             return False
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step = state["step"]
-        a = state["accounting"]
-        self.acc = Accounting(a["tokens"], a["tokens_speech"], a["tokens_text"], a["tokens_marker"])
+        if state["branch"] is None:
+            self._load_line(state)
+        else:
+            self.trunk = {k: state[k] for k in ("model", "optimizer", "step", "accounting")}
+            self.branch = state["branch"]["index"]
+            self._load_line(state["branch"]["line"])
+        self.next_branch = state["next_branch"]
+        self.rows = dict(state["rows"])
         if self.world.is_main:
-            rewrite_jsonl(self.run.metrics_file, lambda r: r["step"] <= self.step)
-            rewrite_jsonl(self.run.evals_file, lambda r: r["step"] <= self.step)
+            for path, n in ((self.run.metrics_file, self.rows["metrics"]), (self.run.evals_file, self.rows["evals"])):
+                count = itertools.count()
+                rewrite_jsonl(path, lambda row: next(count) < n)
         return True
+
+    def _enter_branch(self) -> None:
+        self.trunk = _cpu_copy(self._line())
+        self.branch = self.next_branch
+
+    def _leave_branch(self) -> None:
+        self._load_line(self.trunk)
+        self.trunk, self.branch = None, None
+        self.next_branch += 1
+
+    def _append(self, kind: str, row: dict[str, Any]) -> None:
+        append_jsonl(self.run.metrics_file if kind == "metrics" else self.run.evals_file, row)
+        self.rows[kind] += 1
 
     # ----------------------------------------------------------------- data
     def global_windows(self, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,38 +239,35 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def train_step(self) -> float:
-        """One optimizer step on the global batch; returns its mean loss (over all ranks)."""
-        step = self.step
-        budget = self.plan.last_step_tokens if step == self.plan.n_steps - 1 else None
+        """One optimizer step of the current stretch on the global batch; returns its mean loss (over all ranks)."""
+        stretch, step = self.stretch, self.step
+        budget = stretch.last_step_tokens if step == stretch.end - 1 else None
         ids, mod = self.global_windows(step)
         inputs, labels, target_mod = make_labels(ids, mod, self.spec.data.marker_loss, budget)
         n_label = int((labels != -100).sum())
         self.accounting_of(target_mod)
-        b = self.spec.train.batch_size
-        per_rank = b // self.world.size
-        lo = self.world.rank * per_rank + min(self.world.rank, b % self.world.size)
-        hi = lo + per_rank + (1 if self.world.rank < b % self.world.size else 0)
+        lo, hi = rank_rows(self.spec.train.batch_size, self.world)
         micro = self.micro_batch or max(1, hi - lo)
-        lr = learning_rate(self.spec.train, step, self.plan.n_steps)
+        lr = learning_rate(self.spec.train, step, self.plan.n_steps, None if self.branch is None else stretch.end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
-        self.optimizer.zero_grad(set_to_none=False)
+        self.grads.zero()
         loss_sum = torch.zeros((), device=self.device)
         for start in range(lo, hi, micro):
-            x = inputs[start:min(hi, start + micro)].to(self.device)
-            y = labels[start:min(hi, start + micro)].to(self.device)
+            y = labels[start:min(hi, start + micro)]
             if not (y != -100).any():
                 continue
+            x = inputs[start:min(hi, start + micro)].to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(input_ids=x).logits
             loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100, reduction="sum")
             (loss / n_label).backward()
             loss_sum += loss.detach()
-        all_reduce_grads(self.model, self.world)
+        self.grads.all_reduce(self.world)
         if self.world.size > 1:
             torch.distributed.all_reduce(loss_sum)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.train.grad_clip)
+        self.grads.clip(self.spec.train.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.lr = lr
@@ -233,6 +291,7 @@ class Trainer:
             for key, sel in (("all", m != PAD), ("speech", m == SPEECH), ("text", m == TEXT)):
                 sums[key] += float(nll[sel].sum())
                 counts[key] += int(sel.sum())
+        self.model.train()
         out = {"loss_val": sums["all"] / max(1, counts["all"])}
         if counts["speech"]:
             out["loss_val_speech"] = sums["speech"] / counts["speech"]
@@ -247,46 +306,69 @@ class Trainer:
                 "params_embedding": c.embedding, "params_embedding_speech": c.embedding_speech, "flops_6nd": self.flops["6nd"] * t,
                 "flops_6nd_nonembed": self.flops["6nd_nonembed"] * t, "flops_exact": self.flops["exact"] * t}
 
+    def branch_row(self) -> dict[str, Any]:
+        """Where the branch in progress left the trunk and what it cost beyond it; ``branch`` false on the trunk."""
+        if self.branch is None:
+            return {"branch": False}
+        cost = self.acc.tokens - self.trunk["accounting"]["tokens"]
+        return {"branch": True, "branch_from_step": self.trunk["step"], "branch_from_tokens": self.trunk["accounting"]["tokens"],
+                "branch_cost_tokens": cost, **{f"branch_cost_flops_{k}": v * cost for k, v in
+                                               (("6nd", self.flops["6nd"]), ("6nd_nonembed", self.flops["6nd_nonembed"]), ("exact", self.flops["exact"]))}}
+
+    def spent(self) -> dict[str, float]:
+        """Compute the whole run spends, trunk and branches: tokens trained and FLOPs in each convention."""
+        tokens = self.plan.tokens_spent
+        return {"tokens_spent": tokens, "flops_6nd_spent": self.flops["6nd"] * tokens,
+                "flops_6nd_nonembed_spent": self.flops["6nd_nonembed"] * tokens, "flops_exact_spent": self.flops["exact"] * tokens}
+
     def evaluate(self, loss_train: float) -> dict[str, Any]:
-        row = {**self.accounting_row(), "loss_train": loss_train, "time": now()}
+        row = {**self.accounting_row(), **self.branch_row(), "loss_train": loss_train, "time": now()}
         if self.world.is_main:
             row.update(self.validation_losses())
             if self.on_eval is not None:
                 row.update(self.on_eval(self, self.step))
-            append_jsonl(self.run.evals_file, row)
+            self._append("evals", row)
         barrier(self.world)
         return row
 
     # ----------------------------------------------------------------- main
     def fit(self, progress: Callable[[dict[str, Any]], None] | None = None) -> str:
-        """Train from the current step to the budget. Returns 'done', 'diverged' or 'stopped'."""
+        """Train from the current state to the budget. Returns 'done', 'diverged' or 'stopped'."""
         peak = measure_peak_flops(self.device)
-        self.model.to(self.device)
+        self.model.train()
         last_ckpt = time.monotonic()
         window_start, window_tokens = time.perf_counter(), 0
-        loss = float("nan")
-        while self.step < self.plan.n_steps:
+        branches = self.plan.branches
+        while self.step < self.plan.n_steps or self.branch is not None:
+            if self.branch is None and self.next_branch < len(branches) and branches[self.next_branch].start == self.step:
+                self._enter_branch()
+            stretch = self.stretch
             tokens_before = self.acc.tokens
             loss = self.train_step()
             window_tokens += self.acc.tokens - tokens_before
             if not math.isfinite(loss):
                 if self.world.is_main:
-                    append_jsonl(self.run.evals_file, {**self.accounting_row(), "loss_train": None, "loss_val": None,
-                                                       "diverged": True, "time": now()})
+                    self._append("evals", {**self.accounting_row(), **self.branch_row(), "loss_train": None, "loss_val": None,
+                                           "diverged": True, "time": now()})
                     self.run.update_status(state="diverged", diverged_step=self.step, error=f"loss {loss} at step {self.step}", finished=now())
                 return "diverged"
-            if self.step % self.log_every == 0 or self.step in self.plan.eval_steps or self.step == self.plan.n_steps:
+            at_end = self.step == stretch.end
+            evaluate = at_end if self.branch is not None else self.step in self.plan.eval_steps
+            if self.step % self.log_every == 0 or evaluate:
                 elapsed = time.perf_counter() - window_start
                 tps = window_tokens / elapsed if elapsed > 0 else 0.0
                 row = {**self.accounting_row(), "loss_train": loss, "lr": self.lr, "tokens_per_s": tps,
-                       "mfu": tps * self.flops["6nd"] / (peak * self.world.size), "peak_flops": peak}
+                       "mfu": tps * self.flops["6nd"] / (peak * self.world.size), "peak_flops": peak,
+                       "branch": self.branch is not None}
                 if self.world.is_main:
-                    append_jsonl(self.run.metrics_file, row)
+                    self._append("metrics", row)
                     if progress:
                         progress(row)
                 window_start, window_tokens = time.perf_counter(), 0
-            if self.step in self.plan.eval_steps:
+            if evaluate:
                 self.evaluate(loss)
+                if self.branch is not None:
+                    self._leave_branch()
                 self.save()
                 last_ckpt = time.monotonic()
             elif broadcast_flag(self.should_stop() or time.monotonic() - last_ckpt > self.checkpoint_seconds, self.world, self.device):
