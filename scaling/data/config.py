@@ -6,9 +6,10 @@ content hash (:func:`corpus_recipe`) names the built corpus in the cache, so two
 same corpus share one build, and changing any field (including the unit extractor or its
 codebook source) builds a new one.
 
-Which utterances are synthesised: every train and val sentence in ``voices_per_sentence`` of the
-training voices (chosen per sentence by a hash), and every test sentence in every voice, training
-and held out, so that multi-speaker evaluation has voices never heard in training.
+Which utterances are synthesised: every sentence in ``voices_per_sentence`` of the training voices
+(chosen per sentence by a hash), and every test sentence also in every held-out voice, so that
+multi-speaker evaluation has voices never heard in training. New sentences in any voice go through
+the same pipeline with :class:`scaling.data.corpus.SpeechPipeline`.
 """
 
 from __future__ import annotations
@@ -113,12 +114,21 @@ def validate(config: CorpusConfig) -> CorpusConfig:
 
 
 def corpus_sentences(config: CorpusConfig) -> list[str]:
-    """The corpus' sentences in file order (deduplicated, cut to ``max_sentences``)."""
-    from scaling.data.wordnet import load_sentences
+    """The corpus' sentences in file order, deduplicated. With ``max_sentences`` = N, the first
+    ``max(2, round(N * share))`` sentences of each split (train / val / test) are kept, so that even
+    a tiny corpus has sentences in every split."""
+    from scaling.data.wordnet import SPLIT_SHARES, SPLITS, load_sentences, split_of
 
     sentences = list(dict.fromkeys(load_sentences(Path(config.sentences) if config.sentences else None)))
     if config.max_sentences:
-        sentences = sentences[: config.max_sentences]
+        quota = {s: max(2, round(config.max_sentences * share)) for s, share in zip(SPLITS, SPLIT_SHARES)}
+        kept = []
+        for sentence in sentences:
+            split = split_of(sentence)
+            if quota[split] > 0:
+                quota[split] -= 1
+                kept.append(sentence)
+        sentences = kept
     if not sentences:
         raise UserError(f"corpus {config.name!r}: no sentences; expected a file with one sentence per line")
     return sentences

@@ -5,7 +5,8 @@ documents drawn by :func:`scaling.data.streams.mixture` with (seed, e), packed a
 exactly :meth:`PreparedData.n_train_windows` windows of ``context + 1`` tokens (see
 :mod:`scaling.data.packing`). The number of windows per epoch is fixed by epoch 0: the windows that
 one pass of ``draws`` documents fills, where ``draws`` is the number of training sentences (text
-mode) or training utterances (speech and interleaved modes). Later epochs draw documents until
+mode) or training utterances (speech and interleaved modes). In interleaved mode each draw picks
+the text, interleaved or speech stream with probabilities ``data.mix``. Later epochs draw documents until
 they fill the same number of windows. Validation windows come from the ``val`` split with a fixed
 seed, so every run of a sweep is validated on the same tokens.
 
@@ -24,11 +25,15 @@ import numpy as np
 from scaling.data import PAD
 from scaling.data.cache import cached_dir
 from scaling.data.config import CorpusConfig, corpus_sentences, resolve_corpus
-from scaling.data.packing import Document, pack_stream, windows_of, concat
-from scaling.data.streams import Stream, TokenStream, mixture, text_stream
+from scaling.data.corpus import SpeechPipeline, open_corpus
+from scaling.data.interleave import RULES
+from scaling.data.packing import Document, concat, pack_stream, windows_of
+from scaling.data.records import Corpus
+from scaling.data.streams import AlignedUtterance, InterleavedStream, Stream, mixture, speech_stream, text_stream
+from scaling.data.units import Codebook
 from scaling.data.vocab import DEFAULT_TEXT_VOCAB, Vocabulary, build_vocabulary, train_text_tokenizer
 from scaling.data.wordnet import split_of
-from scaling.errors import UserError
+from scaling.errors import UserError, unknown_choice
 
 #: seed of the validation mixture (fixed so every run validates on the same tokens)
 VAL_SEED = 1234
@@ -42,12 +47,14 @@ class PreparedData:
 
     Attributes: ``tokenizer_dir`` (local HF tokenizer directory), ``vocab_size`` (embedding rows),
     ``n_text_vocab`` (rows of the base text vocabulary; 0 for speech mode), ``n_added_vocab`` (unit,
-    marker and added special rows), ``pad_id``, ``context`` (tokens read per window), ``mode``.
+    marker and added special rows), ``pad_id``, ``context`` (tokens read per window), ``mode``,
+    ``corpus`` (the opened speech corpus, None in text mode), ``voices`` / ``heldout_voices``.
     """
 
-    def __init__(self, mode: str, vocab: Vocabulary, context: int, seed: int, probs: Sequence[float],
-                 corpus_config: CorpusConfig, sentences: dict[str, list[str]]):
-        self.mode = mode
+    def __init__(self, data_spec, vocab: Vocabulary, seed: int, corpus_config: CorpusConfig,
+                 sentences: dict[str, list[str]], corpus: Corpus | None, resample_interleave: bool = True):
+        self.spec = data_spec
+        self.mode = data_spec.mode
         self.vocab = vocab
         lay = vocab.layout
         self.tokenizer_dir = vocab.dir
@@ -55,22 +62,57 @@ class PreparedData:
         self.n_text_vocab = lay.n_text_vocab
         self.n_added_vocab = lay.n_added_vocab
         self.pad_id = lay.pad_id
-        self.context = int(context)
+        self.context = int(data_spec.context)
         self.seed = int(seed)
-        self.probs = tuple(float(p) for p in probs)
+        self.probs = {"text": (1.0, 0.0, 0.0), "speech": (0.0, 0.0, 1.0)}.get(self.mode, tuple(data_spec.mix))
         self.corpus_config = corpus_config
+        self.corpus = corpus
+        self.voices = tuple(corpus_config.voices)
+        self.heldout_voices = tuple(corpus_config.heldout_voices)
+        self.resample_interleave = resample_interleave
         self._sentences = sentences
+        self._word_tokens: dict[int, list[list[int]]] = {}
         self._train = self._streams("train", (), self.seed)
         self._epochs: OrderedDict[int, Document] = OrderedDict()
         self._n_windows = self._count_windows()
 
     def _streams(self, split: str, exclude_sources: tuple[str, ...], seed: int) -> list[Stream]:
-        sentences = [] if TEXT_SOURCE in exclude_sources or self.mode == "speech" else self._sentences[split]
-        tokens = self.vocab.encode_batch(sentences) if sentences else []
-        return [text_stream(tokens, self.vocab.layout.eos_id)]
+        """[text, interleaved, speech] streams of ``split`` (empty where the mode has none)."""
+        lay = self.vocab.layout
+        use_text = self.mode != "speech" and TEXT_SOURCE not in exclude_sources
+        sentences = self._sentences[split] if use_text else []
+        text = text_stream(self.vocab.encode_batch(sentences) if sentences else [], lay.eos_id)
+        records = self.corpus.select(split, exclude_sources=exclude_sources) if self.corpus is not None else []
+        speech = speech_stream([self._unit_tokens(r) for r in records], lay.eos_id)
+        aligned = [r for r in records if r.groups is not None] if self.mode == "interleaved" else []
+        inter = InterleavedStream([self._aligned(r) for r in aligned], self.spec.interleave, self.spec.span_lambda,
+                                  self.spec.speech_ratio, lay.speech_marker, lay.text_marker, lay.eos_id, seed,
+                                  self.resample_interleave)
+        return [text, inter, speech]
+
+    def _unit_tokens(self, record) -> np.ndarray:
+        return self.corpus.units(record) + self.vocab.layout.unit_offset
+
+    def _aligned(self, record) -> AlignedUtterance:
+        if record.sentence not in self._word_tokens:
+            self._encode_sentence_words()
+        pieces = self._word_tokens[record.sentence]
+        groups = record.groups
+        return AlignedUtterance(
+            group_tokens=[np.asarray(sum(pieces[a: b + 1], []), dtype=np.int64) for a, b, _, _ in groups],
+            group_start=np.array([g[2] for g in groups]), group_end=np.array([g[3] for g in groups]),
+            unit_tokens=self._unit_tokens(record), unit_start=self.corpus.unit_starts(record))
+
+    def _encode_sentence_words(self) -> None:
+        """Token pieces of every word of every corpus sentence, in one batched tokenizer call."""
+        by_sentence = {r.sentence: r.words for r in self.corpus.records if r.groups is not None}
+        keys = sorted(by_sentence)
+        pieces = self.vocab.encode_words_batch([list(by_sentence[k]) for k in keys])
+        self._word_tokens.update(zip(keys, pieces))
 
     def _draws(self, streams: list[Stream]) -> int:
-        return max(len(s) for s in streams)
+        """Documents in one pass: the sentences (text mode) or the utterances (other modes)."""
+        return len(streams[0]) if self.mode == "text" else len(streams[2])
 
     def _count_windows(self) -> int:
         draws = self._draws(self._train)
@@ -106,7 +148,7 @@ class PreparedData:
         ``exclude_sources``: source names to leave out (see :meth:`sources`); ``limit``: at most
         that many windows (the first ones)."""
         streams = self._streams("val", tuple(exclude_sources), VAL_SEED)
-        if not any(len(s) for s in streams):
+        if not any(len(s) and p > 0 for s, p in zip(streams, self.probs)):
             raise UserError(f"validation split is empty after excluding sources {list(exclude_sources)}; expected some of {self.sources()}")
         docs = mixture(streams, self.probs, VAL_SEED, 0)
         ids, mod = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
@@ -114,7 +156,16 @@ class PreparedData:
 
     def sources(self) -> list[str]:
         """Source names present in this mode's data (for ``exclude_sources``)."""
-        return [] if self.mode == "speech" else [TEXT_SOURCE]
+        text = [] if self.mode == "speech" else [TEXT_SOURCE]
+        return text + (list(self.corpus.meta["sources"]) if self.corpus is not None else [])
+
+    def speech_pipeline(self) -> SpeechPipeline:
+        """The corpus' speech pipeline (espeak-ng → features → this corpus' codebook), for
+        encoding new sentences in any voice exactly as the corpus was encoded."""
+        if self.corpus is None:
+            raise UserError("data.mode = 'text' has no speech corpus; expected 'speech' or 'interleaved'")
+        cfg = self.corpus_config
+        return SpeechPipeline(cfg.units, Codebook.load(self.corpus.dir / "codebook.npz"), cfg.rate)
 
     def encode_text(self, text: str) -> list[int]:
         """Token ids of ``text`` in this vocabulary (no markers, no eos)."""
@@ -134,27 +185,33 @@ class PreparedData:
         return self.vocab.layout.eos_id
 
 
-def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | None = None) -> PreparedData:
+def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | None = None,
+                 resample_interleave: bool = True, progress: bool = True) -> PreparedData:
     """Build (or load from ``cache_root``) everything a run reads, for ``data_spec`` (a DataSpec).
 
     ``tokenizer_dir``: local HF tokenizer of the text LM a run starts from; it is extended with
     unit tokens and markers for ``interleaved`` mode. None: the toolkit's default byte-level BPE
-    (text / interleaved) or a unit-only vocabulary (speech).
+    (text / interleaved) or a unit-only vocabulary (speech). ``resample_interleave``: draw new
+    spoken spans every epoch (True) or reuse epoch 0's. ``progress``: report corpus building on
+    stderr.
     """
     mode = data_spec.mode
     if mode not in ("text", "interleaved", "speech"):
         raise UserError(f"data.mode = {mode!r}: expected one of text, interleaved, speech")
     if mode == "speech" and tokenizer_dir:
         raise UserError("data.mode = 'speech' with a text tokenizer: textless runs use a unit-only vocabulary; expected no tokenizer_dir")
-    if mode != "text":
-        raise UserError(f"data.mode = {mode!r} is not built yet in this checkout; expected 'text'")
+    if data_spec.interleave not in RULES:
+        raise unknown_choice("value for data.interleave:", data_spec.interleave, RULES)
+    if not 0 < data_spec.speech_ratio <= 1 or not data_spec.span_lambda > 0:
+        raise UserError(f"data.speech_ratio = {data_spec.speech_ratio}, data.span_lambda = {data_spec.span_lambda}: expected 0 < speech_ratio <= 1 and span_lambda > 0")
     cache_root = Path(cache_root)
     config = resolve_corpus(data_spec.corpus)
     all_sentences = corpus_sentences(config)
     sentences = {s: [x for x in all_sentences if split_of(x) == s] for s in ("train", "val", "test")}
-    vocab = _vocabulary(cache_root, "text", 0, tokenizer_dir, sentences["train"])
-    probs = (1.0, 0.0, 0.0)
-    return PreparedData(mode, vocab, data_spec.context, seed, probs, config, sentences)
+    corpus = open_corpus(config, cache_root, progress) if mode != "text" else None
+    kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
+    vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir, sentences["train"])
+    return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave)
 
 
 def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None, train_sentences: list[str]) -> Vocabulary:
@@ -166,15 +223,16 @@ def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | 
             raise UserError(f"tokenizer_dir = {tokenizer_dir!r}: no such directory; expected a local Hugging Face tokenizer directory")
         base_key = _fingerprint(base)
     else:
-        recipe = {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": _sha(train_sentences)}
+        recipe = default_tokenizer_recipe(train_sentences)
         base = cached_dir(cache_root, "tokenizer", recipe, lambda d: train_text_tokenizer(train_sentences, d))
         base_key = base.name
     recipe = {"kind": kind, "n_units": n_units, "base": base_key}
     return Vocabulary(cached_dir(cache_root, "vocab", recipe, lambda d: build_vocabulary(d, kind, n_units, base)))
 
 
-def _sha(lines: list[str]) -> str:
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+def default_tokenizer_recipe(train_sentences: list[str]) -> dict:
+    """Cache recipe of the default byte-level BPE trained on ``train_sentences``."""
+    return {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": hashlib.sha256("\n".join(train_sentences).encode()).hexdigest()}
 
 
 def _fingerprint(directory: Path) -> str:

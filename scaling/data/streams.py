@@ -3,7 +3,7 @@
 - text: a sentence's text tokens, then end-of-sequence; every token ``TEXT``.
 - speech: an utterance's units (deduplicated), then end-of-sequence; every token ``SPEECH``; no
   markers (as in SIMS, and as textless models see it).
-- interleaved: an utterance with some word spans spoken (units) and the rest written (text
+- interleaved: an utterance (with a usable word alignment) with some word spans spoken (units) and the rest written (text
   tokens), a marker before each segment (see :mod:`scaling.data.interleave`), then
   end-of-sequence with the modality of the last segment.
 
@@ -19,6 +19,7 @@ from typing import Iterator, Protocol, Sequence
 import numpy as np
 
 from scaling.data import SPEECH, TEXT
+from scaling.data.interleave import build_document, choose_spoken
 from scaling.data.packing import Document
 
 
@@ -56,6 +57,50 @@ def text_stream(token_lists: Sequence[Sequence[int]], eos_id: int) -> TokenStrea
 def speech_stream(unit_token_lists: Sequence[Sequence[int]], eos_id: int) -> TokenStream:
     """The speech stream: each utterance's unit token ids, then eos; all ``SPEECH``, no markers."""
     return TokenStream("speech", unit_token_lists, SPEECH, eos_id)
+
+
+class AlignedUtterance:
+    """What an interleaved sample is made of: per aligned word group its text tokens and time
+    interval (seconds), and the utterance's unit tokens with their start times (seconds)."""
+
+    __slots__ = ("group_tokens", "group_start", "group_end", "unit_tokens", "unit_start")
+
+    def __init__(self, group_tokens: list[np.ndarray], group_start: np.ndarray, group_end: np.ndarray,
+                 unit_tokens: np.ndarray, unit_start: np.ndarray):
+        self.group_tokens = group_tokens
+        self.group_start = group_start
+        self.group_end = group_end
+        self.unit_tokens = unit_tokens
+        self.unit_start = unit_start
+
+
+class InterleavedStream:
+    """Interleaved samples (see :mod:`scaling.data.interleave`). The spoken spans of utterance
+    ``i`` are drawn with (seed, epoch, i), or (seed, 0, i) in every epoch when ``resample`` is
+    false."""
+
+    name = "interleaved"
+
+    def __init__(self, utterances: Sequence[AlignedUtterance], rule: str, span_lambda: float, ratio: float,
+                 speech_marker: int, text_marker: int, eos_id: int, seed: int, resample: bool = True):
+        self.utterances = list(utterances)
+        self.rule, self.span_lambda, self.ratio = rule, span_lambda, ratio
+        self.speech_marker, self.text_marker, self.eos_id = speech_marker, text_marker, eos_id
+        self.seed, self.resample = seed, resample
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def spoken_mask(self, i: int, epoch: int) -> np.ndarray:
+        """Which groups of utterance ``i`` are spoken in ``epoch``."""
+        u = self.utterances[i]
+        rng = np.random.default_rng([self.seed, epoch if self.resample else 0, i, 0x696C76])
+        return choose_spoken(len(u.group_tokens), self.rule, rng, self.span_lambda, self.ratio)
+
+    def document(self, i: int, epoch: int) -> Document:
+        u = self.utterances[i]
+        return build_document(self.spoken_mask(i, epoch), u.group_tokens, u.group_start, u.group_end, u.unit_tokens,
+                              u.unit_start, self.speech_marker, self.text_marker, self.eos_id)
 
 
 def mixture(streams: Sequence[Stream], probs: Sequence[float], seed: int, epoch: int) -> Iterator[Document]:

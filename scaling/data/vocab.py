@@ -195,11 +195,18 @@ class Vocabulary:
         """Token ids of each word of a sentence, encoded one at a time: words after the first carry
         :attr:`Layout.word_prefix`, so that for byte-level BPEs the concatenation equals
         :meth:`encode_text` of the space-joined sentence."""
+        return self.encode_words_batch([words])[0]
+
+    def encode_words_batch(self, sentences: list[list[str]]) -> list[list[list[int]]]:
+        """:meth:`encode_words` of many sentences in one batched tokenizer call."""
         prefix = self.layout.word_prefix
-        texts = [w if i == 0 else prefix + w for i, w in enumerate(words)]
-        if not texts:
-            return []
-        return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        flat = [w if i == 0 else prefix + w for words in sentences for i, w in enumerate(words)]
+        ids = self.encode_batch(flat) if flat else []
+        out, pos = [], 0
+        for words in sentences:
+            out.append(ids[pos: pos + len(words)])
+            pos += len(words)
+        return out
 
     def encode_units(self, units) -> list[int]:
         """Token ids of unit ids ``units`` (each in ``[0, n_units)``); UserError outside it."""

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 from scaling.errors import UserError
 
 MIN_WORDS = 6
 MAX_WORDS = 14
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "wordnet" / "sentences.txt"
 SPLITS = ("train", "val", "test")
 #: share of sentences in (train, val, test); the split of a sentence is a hash of its text.
 SPLIT_SHARES = (0.90, 0.05, 0.05)
@@ -65,7 +65,7 @@ def extract_examples(wordnet_dir: Path) -> list[str]:
 def load_sentences(path: Path | None = None) -> list[str]:
     """The shipped sentences (or those of ``path``: one sentence per line, blank lines ignored)."""
     if path is None:
-        text = resources.files("scaling").joinpath("assets", "wordnet", "sentences.txt").read_text(encoding="utf-8")
+        text = SHIPPED.read_text(encoding="utf-8")
     else:
         if not Path(path).is_file():
             raise UserError(f"sentences file {str(path)!r} does not exist; expected a text file with one sentence per line")
@@ -87,7 +87,7 @@ def split_of(sentence: str) -> str:
 def main(argv: list[str]) -> int:
     """Regenerate the shipped file: ``python -m scaling.data.wordnet [WORDNET_DIR] [OUT]``."""
     wordnet_dir = Path(argv[0]) if argv else Path("/usr/share/wordnet")
-    out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[1] / "assets" / "wordnet" / "sentences.txt"
+    out = Path(argv[1]) if len(argv) > 1 else SHIPPED
     sentences = extract_examples(wordnet_dir)
     tmp = out.with_suffix(".tmp")
     tmp.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
