@@ -200,8 +200,10 @@ def test_prepare_checks_types_and_derives_compute():
     bad.loc[3, "loss_val"] = "nan?"
     with pytest.raises(UserError, match=r"column 'loss_val' row 4 holds 'nan\?'; expected a number"):
         prepare(bad, Columns())
-    with pytest.raises(UserError, match="no compute column 'flops_6nd' and no 'params_total'"):
-        prepare(df.drop(columns=["params_total"]), Columns())
+    no_compute = context(df.drop(columns=["params_total"]))
+    assert "flops_6nd" not in no_compute.table.columns
+    with pytest.raises(Skip, match="no column 'flops_6nd', needed for this figure"):
+        draw("fig1_metric_vs_compute", no_compute)
     with pytest.raises(UserError, match="no metric column"):
         prepare(df[["params_total", "tokens"]], Columns())
 
@@ -270,7 +272,7 @@ def test_cli_prints_skip_reasons(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["figures", "nope.csv"], "results table 'nope.csv' does not exist"),
     (["figures", "{table}", "--only", "fig9"], "unknown figure or table 'fig9'"),
-    (["figures", "{table}", "--compute", "flops_exact", "--params", "nope"], "no compute column 'flops_exact'"),
+    (["figures", "{table}", "--compute", "flops_exact"], "has no column 'flops_exact' (--compute)"),
     (["figures", "{table}", "--bootstrap", "-1"], "--bootstrap -1"),
     (["figures"], "missing the results table"),
 ])

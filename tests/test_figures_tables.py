@@ -3,6 +3,10 @@ reference data they draw on."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -11,6 +15,8 @@ from scaling.figures.registry import entries
 from scaling.figures.table import Skip
 from tests.test_figures import context
 from tests.test_figures_fixtures import study_table
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make(name: str, df: pd.DataFrame | None = None, **kw):
@@ -80,3 +86,13 @@ def test_reference_files_carry_their_source():
     t3 = load_reference("table3")
     sims = t3[t3["model"].str.startswith("SIMS")].iloc[0]
     assert (sims["acc_sblimp"], sims["acc_ssc"], sims["acc_stc"]) == (59.8, 66.7, 88.3)
+
+
+def test_analysis_script_writes_its_table(tmp_path):
+    table = tmp_path / "results.csv"
+    study_table().to_csv(table, index=False)
+    proc = subprocess.run([sys.executable, str(REPO / "analysis" / "table3_slm_comparison.py"), str(table),
+                           "--out", str(tmp_path / "out"), "--published"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == f"wrote 0 figures and 1 tables (3 files) to {tmp_path / 'out'}/"
+    assert "SIMS (Maimon et al. 2025)" in (tmp_path / "out" / "table3_slm_comparison.md").read_text()

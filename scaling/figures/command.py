@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list the figures and tables and exit")
     p.add_argument("--style", choices=("paper", "slides"), default="paper",
                    help="paper: legible at column width (default); slides: larger fonts and lines")
-    p.add_argument("--compute", default="flops_6nd", metavar="COL",
-                   help="column used as training compute C in FLOPs (default flops_6nd; e.g. flops_exact)")
+    p.add_argument("--compute", default=None, metavar="COL",
+                   help="column used as training compute C in FLOPs (default flops_6nd, else 6·N·D from --params and "
+                        "--tokens; e.g. flops_exact)")
     p.add_argument("--params", default="params_total", metavar="COL",
                    help="column used as parameters N (default params_total; e.g. params_non_embedding)")
     p.add_argument("--tokens", default="tokens", metavar="COL", help="column used as training tokens D (default tokens)")
@@ -47,15 +48,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("missing the results table: scaling figures TABLE [--out DIR]")
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap {args.bootstrap}: expected 0 or a positive number of resamples")
-    columns = Columns(compute=args.compute, params=args.params, tokens=args.tokens, loss=args.loss)
-    table = prepare(load(args.table), columns, source=f"results table {args.table!r}")
+    columns = Columns(compute=args.compute or "flops_6nd", params=args.params, tokens=args.tokens, loss=args.loss)
+    source = f"results table {args.table!r}"
+    raw = load(args.table)
+    if args.compute and args.compute not in raw.columns:
+        raise UserError(f"{source} has no column {args.compute!r} (--compute); columns: "
+                        + ", ".join(map(str, raw.columns[:15])) + (", …" if len(raw.columns) > 15 else ""))
+    table = prepare(raw, columns, source=source)
     out = Path(args.out) if args.out else Path(args.table).resolve().parent / "figures"
     palette = Palette(variants=set(table["variant"]),
                       families=set(table["model_family"].astype(str)) if "model_family" in table.columns else ())
     ctx = Context(table=table, columns=columns, style=STYLES[args.style], palette=palette, published=args.published,
                   bootstrap=args.bootstrap, seed=args.seed)
     if table.attrs.get("compute_derived"):
-        print(f"note: no {args.compute!r} column; C = 6·N·D from {args.params!r} and {args.tokens!r}")
+        print(f"note: no {columns.compute!r} column; C = 6·N·D from {args.params!r} and {args.tokens!r}")
+    elif columns.compute not in table.columns:
+        print(f"note: no {columns.compute!r} column (nor {args.params!r} and {args.tokens!r} to derive it); "
+              "figures that need compute are skipped; choose a column with --compute")
     print(f"figures from {args.table} ({len(table)} rows) into {out}/")
     report = render(ctx, out, args.only)
     n_fig = sum(1 for p in report.written if p.suffix == ".png")

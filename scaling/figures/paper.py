@@ -25,7 +25,7 @@ from scaling.figures.metrics import COMPUTE_LABEL, PARAMS_LABEL, available, firs
 from scaling.figures.reference import published_slms
 from scaling.figures.registry import Context, Output, register
 from scaling.figures.style import sci, sequential
-from scaling.figures.table import Skip, final_rows, run_key, slug, usable, variants, with_values
+from scaling.figures.table import Skip, final_rows, require, run_key, slug, usable, variants, with_values
 
 def _base(df: pd.DataFrame) -> pd.Series:
     """The base model of each row: 'family size' when the table says, else 'all runs'."""
@@ -40,6 +40,7 @@ def _base(df: pd.DataFrame) -> pd.Series:
           "SIMS Fig. 1: metric vs compute, best run per compute per variant, power-law fits, textless trends")
 def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
     c = ctx.columns.compute
+    require(ctx.table, c)
     df = with_values(final_rows(ctx.table), c)
     panels = [m for m in ("loss_val", "acc_sblimp", "acc_ssc", "acc_stc") if available(df, m)]
     if not panels:
@@ -96,8 +97,7 @@ def fig2_text_lm_families(ctx: Context) -> list[Output]:
         df = df[df["init_from"].fillna("").astype(str) != ""]
     if df.empty:
         raise Skip("no runs initialised from a text LM (init = text-lm)")
-    if "step" not in df.columns:
-        raise Skip("the table has no column 'step', which this figure needs")
+    require(df, "step")
     lm = df["init_from"].astype(str) if "init_from" in df.columns else df.get("model_family", pd.Series("?", index=df.index))
     df = df.assign(_lm=lm.to_numpy(), _run=run_key(df).to_numpy())
     if df["_lm"].nunique() < 2:
@@ -181,6 +181,7 @@ def fig3_training_curves(ctx: Context) -> list[Output]:
 
 def _fixed_budget(ctx: Context, name: str, wanted: list[tuple[str, ...]]) -> list[Output]:
     c, n = ctx.columns.compute, ctx.columns.params
+    require(ctx.table, c, n)
     df = with_values(final_rows(ctx.table), c, n)
     if df.empty:
         raise Skip(f"no final runs with {c!r} and {n!r} values")

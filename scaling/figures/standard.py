@@ -26,14 +26,12 @@ from scaling.figures.canvas import Canvas
 from scaling.figures.metrics import COMPUTE_LABEL, PARAMS_LABEL, TOKENS_LABEL, metric
 from scaling.figures.registry import Context, Output, register
 from scaling.figures.style import sci, sequential
-from scaling.figures.table import Skip, final_rows, run_key, slug, variants, with_values
+from scaling.figures.table import Skip, final_rows, require, run_key, slug, variants, with_values
 
 def _runs(ctx: Context) -> pd.DataFrame:
     """Final rows with positive N, D, C and a loss; Skip when there are none."""
     cols = ctx.columns
-    missing = [c for c in (cols.params, cols.tokens, cols.loss) if c not in ctx.table.columns]
-    if missing:
-        raise Skip(f"the table has no column {missing[0]!r}, which the fitted-law figures need")
+    require(ctx.table, cols.params, cols.tokens, cols.compute, cols.loss, what="the fitted-law figures")
     df = with_values(final_rows(ctx.table), cols.params, cols.tokens, cols.compute, cols.loss)
     if df.empty:
         raise Skip(f"no final runs with {cols.params}, {cols.tokens}, {cols.compute} and {cols.loss} values")

@@ -36,6 +36,7 @@ VARIANT_COLOURS = {
     ("speech", "text-lm"): OKABE_ITO["orange"],
     ("text", "scratch"): OKABE_ITO["green"],
     ("text", "text-lm"): OKABE_ITO["purple"],
+    ("all", ""): OKABE_ITO["black"],  # a table without data_mode / init columns
 }
 FAMILY_COLOURS = {"qwen2": OKABE_ITO["vermillion"], "llama": OKABE_ITO["blue"], "opt": OKABE_ITO["green"]}
 
@@ -98,7 +99,8 @@ class Palette:
     """Colours for the categories of one study, stable across all of its figures.
 
     Known variants and families get their fixed colour; other names get the remaining
-    Okabe-Ito colours in sorted order, so the same table always gives the same colours.
+    Okabe-Ito colours (yellow excepted) in sorted order, so the same table always gives the same
+    colours.
     """
 
     def __init__(self, variants: Iterable[tuple[str, str]] = (), families: Iterable[str] = ()):
@@ -109,7 +111,8 @@ class Palette:
 
     @staticmethod
     def _assign(known: dict, names: list) -> None:
-        spare = [c for c in OKABE_ITO.values() if c not in known.values()] or list(OKABE_ITO.values())
+        lines = [c for name, c in OKABE_ITO.items() if name != "yellow"]  # yellow is too light for lines on white
+        spare = [c for c in lines if c not in known.values()] or lines
         for i, name in enumerate(n for n in names if n not in known):
             known[name] = spare[i % len(spare)]
 

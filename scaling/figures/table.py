@@ -61,7 +61,7 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.Dat
     - ``final`` becomes boolean; without it, each run's last step (or every row, without
       ``run_id``) counts as final;
     - without the compute column, C = 6·N·D is derived from the params and tokens columns
-      (and ``compute_derived`` is set) when both exist;
+      (and ``compute_derived`` is set) when both exist; otherwise the figures that need C skip;
     - accuracies held as fractions become percent (see :mod:`scaling.figures.metrics`);
     - ``variant`` = (data_mode, init), and ``variant_label`` for legends.
     """
@@ -70,15 +70,9 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.Dat
         _numeric(df, col, source)
     for col in [c for c in df.columns if c.startswith(("acc_", "loss_"))]:
         _numeric(df, col, source)
-    if columns.compute not in df.columns:
-        if columns.params in df.columns and columns.tokens in df.columns:
-            df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
-            df.attrs["compute_derived"] = True
-        else:
-            raise UserError(
-                f"{source} has no compute column {columns.compute!r} and no {columns.params!r} and {columns.tokens!r} "
-                f"to derive C = 6·N·D; choose one with --compute (columns: {', '.join(map(str, df.columns[:12]))}"
-                f"{', …' if len(df.columns) > 12 else ''})")
+    if columns.compute not in df.columns and columns.params in df.columns and columns.tokens in df.columns:
+        df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
+        df.attrs["compute_derived"] = True
     if not any(c.startswith(("acc_", "loss_")) for c in df.columns):
         raise UserError(f"{source} has no metric column (loss_val, loss_val_speech, acc_stc, …); nothing to draw")
     df.attrs["percent_from_fraction"] = to_percent(df)
@@ -153,9 +147,9 @@ def require(df: pd.DataFrame, *cols: str, what: str = "this figure") -> None:
     """Raise Skip naming the first of ``cols`` that ``df`` lacks (or has no values in)."""
     for c in cols:
         if c not in df.columns:
-            raise Skip(f"the table has no column {c!r}, which {what} needs")
+            raise Skip(f"the table has no column {c!r}, needed for {what}")
         if not np.isfinite(pd.to_numeric(df[c], errors="coerce")).any():
-            raise Skip(f"column {c!r} has no values, which {what} needs")
+            raise Skip(f"column {c!r} has no values, needed for {what}")
 
 
 def run_key(df: pd.DataFrame) -> pd.Series:

@@ -26,7 +26,7 @@ from scaling.figures.metrics import CROSS_MODAL, available, metric
 from scaling.figures.reference import load_reference
 from scaling.figures.registry import Context, Output, register
 from scaling.figures.style import human, sci
-from scaling.figures.table import Skip, final_rows, run_key
+from scaling.figures.table import Skip, final_rows, require, run_key
 
 PUBLISHED = "SIMS v1"
 
@@ -141,6 +141,7 @@ def _run_label(rows: pd.DataFrame) -> pd.Series:
 
 def _largest(rows: pd.DataFrame, by: list[str], compute: str) -> pd.DataFrame:
     """Per group of ``by``, the final run with the largest compute."""
+    require(rows, compute, what="choosing the largest run")
     return rows.sort_values(compute).groupby(by, sort=True).tail(1)
 
 
@@ -204,6 +205,7 @@ def table2_cross_modal(ctx: Context) -> list[Output]:
     if not benches:
         raise Skip("no cross-modal StoryCloze columns (acc_ms_ssc_s2t, acc_ms_stc_t2s, … or acc_ssc_s2t, …)")
     c, n = ctx.columns.compute, ctx.columns.params
+    require(df, c, what="choosing each variant's largest budget")
     df = _top_budget(df, c).sort_values([k for k in ("variant_label", n) if k in df.columns])
     cols = [f"acc_{b}{suffix}" for b in benches for suffix, _ in CROSS_MODAL]
     columns = [Column("Model", str), Column("Params", human), Column("C", sci)]
