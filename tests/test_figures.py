@@ -298,3 +298,20 @@ def test_list_names_every_figure_and_table(capsys):
     text = capsys.readouterr().out
     for name in entries():
         assert name in text
+
+
+def test_decay_branch_rows_are_budgets_not_curve_points(study):
+    run = study[(study["run_id"] == "in-te-1e+06-1e+17")]
+    branch = run[run["final"]].copy()
+    branch["tokens"] /= 2
+    branch["flops_6nd"] /= 2
+    branch["loss_val_speech"] += 0.05
+    branch["branch"] = True
+    df = pd.concat([study.assign(branch=False), branch], ignore_index=True)
+    ctx = context(df)
+    assert ctx.table["final"].sum() == 49  # one more budget, same run id
+    curves = draw("fig3_training_curves", ctx)
+    one_m = next(o for o in curves if o.name.endswith("llama-1m"))
+    assert len(one_m.data[one_m.data["series"] == "Interleaved, TextLM init"]) == 3 * 2  # trunk points only
+    for o in curves:
+        plt.close(o.figure)

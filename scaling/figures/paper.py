@@ -25,7 +25,7 @@ from scaling.figures.metrics import COMPUTE_LABEL, PARAMS_LABEL, available, firs
 from scaling.figures.reference import published_slms
 from scaling.figures.registry import Context, Output, register
 from scaling.figures.style import sci, sequential
-from scaling.figures.table import Skip, final_rows, require, run_key, slug, usable, variants, with_values
+from scaling.figures.table import Skip, final_rows, require, run_key, slug, trunk, variants, with_values
 
 def _base(df: pd.DataFrame) -> pd.Series:
     """The base model of each row: 'family size' when the table says, else 'all runs'."""
@@ -90,7 +90,7 @@ def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
 @register("fig2_text_lm_families", "figure",
           "SIMS Fig. 2: runs from different text-LM initialisations after the same steps, largest first")
 def fig2_text_lm_families(ctx: Context) -> list[Output]:
-    df = usable(ctx.table)
+    df = trunk(ctx.table)
     if "init" in df.columns:
         df = df[df["init"].astype(str) == "text-lm"]
     elif "init_from" in df.columns:
@@ -129,7 +129,7 @@ def _lm_label(row: pd.Series) -> str:
 
 
 def _training_curves(ctx: Context, name: str, wanted: list[tuple[str, ...]]) -> list[Output]:
-    df = usable(ctx.table)
+    df = trunk(ctx.table)
     x = "step" if "step" in df.columns else "tokens" if "tokens" in df.columns else None
     if x is None:
         raise Skip("the table has neither 'step' nor 'tokens' for the x axis")

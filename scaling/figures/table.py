@@ -59,7 +59,8 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.Dat
 
     - numeric columns must hold numbers (an error names the column, the row and the value);
     - ``final`` becomes boolean; without it, each run's last step (or every row, without
-      ``run_id``) counts as final;
+      ``run_id``) counts as final; ``branch`` (a WSD decay branch's row) becomes boolean, false
+      when absent;
     - without the compute column, C = 6·N·D is derived from the params and tokens columns
       (and ``compute_derived`` is set) when both exist; otherwise the figures that need C skip;
     - accuracies held as fractions become percent (see :mod:`scaling.figures.metrics`);
@@ -77,6 +78,7 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.Dat
         raise UserError(f"{source} has no metric column (loss_val, loss_val_speech, acc_stc, …); nothing to draw")
     df.attrs["percent_from_fraction"] = to_percent(df)
     df["final"] = _final(df)
+    df["branch"] = _bool(df["branch"]) if "branch" in df.columns else False
     mode = df["data_mode"].astype(str) if "data_mode" in df.columns else pd.Series("all", index=df.index)
     init = df["init"].astype(str) if "init" in df.columns else pd.Series("", index=df.index)
     df["variant"] = list(zip(mode, init))
@@ -96,10 +98,13 @@ def _numeric(df: pd.DataFrame, col: str, source: str) -> None:
     df[col] = num.astype(float)
 
 
+def _bool(series: pd.Series) -> pd.Series:
+    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
+
+
 def _final(df: pd.DataFrame) -> pd.Series:
     if "final" in df.columns:
-        text = df["final"].astype(str).str.strip().str.lower()
-        return text.isin(["true", "1", "1.0", "yes"])
+        return _bool(df["final"])
     if "run_id" in df.columns and "step" in df.columns:
         last = df.groupby("run_id")["step"].transform("max")
         return df["step"] == last
@@ -127,8 +132,16 @@ def usable(df: pd.DataFrame) -> pd.DataFrame:
     return df[~df["status"].astype(str).isin(BAD_STATUS)]
 
 
+def trunk(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows on a run's own training curve: decay-branch rows (a shorter budget decayed off the
+    trunk, see :mod:`scaling.collect`) left out, diverged and failed runs too."""
+    return usable(df)[lambda d: ~d["branch"]]
+
+
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished run: its last evaluation point (diverged and failed runs left out)."""
+    """The last point of every budget: each finished run's last evaluation point and each of its
+    decay branches' points (diverged and failed runs left out). Branches of one run share its
+    ``run_id``, so a bootstrap over runs resamples them together."""
     return usable(df)[lambda d: d["final"]]
 
 
