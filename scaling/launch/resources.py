@@ -22,7 +22,8 @@ The ``slurm:`` section of a sweep file (every key optional; unknown keys are err
       max_array_size: 0         # split arrays below this many tasks (default: the cluster's MaxArraySize)
       max_attempts: 3           # submissions per run before relaunch gives up on it
       max_requeues: 10          # time-limit/preemption requeues per job
-      signal_delay: 120         # seconds between the USR2 warning and the time limit
+      signal_delay: 120         # seconds between the USR2 warning and the time limit (SLURM may send it
+                                # up to 30 s earlier: it checks limits every 30 s and errs on the early side)
       submit_interval: 1.0      # seconds between sbatch calls
       sbatch: {exclude: "node[1-3]", reservation: paper}   # any other sbatch options
       setup: ["module load cuda/12.4"]                      # shell lines run before the job starts
@@ -52,6 +53,7 @@ GPU_THROUGHPUT = 1e14  # 6·N·D FLOP/s per GPU assumed when the sweep gives non
 CPU_THROUGHPUT = 5e9  # per CPU task
 MEM_BASE_MB = 2048
 MEM_BYTES_PER_PARAM = 20  # fp32 weights, gradients, two Adam moments, and some slack
+SLURM_SIGNAL_LOOKAHEAD_S = 30  # slurmctld checks limits every 30 s and sends --signal warnings up to that much early
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,10 @@ def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) 
                     account=s.account, qos=s.qos, constraint=s.constraint,
                     extra=tuple(sorted((str(k), "" if v is True else str(v)) for k, v in s.sbatch.items())),
                     setup=tuple(s.setup))
+    if s.signal_delay + SLURM_SIGNAL_LOOKAHEAD_S >= 60 * res.time_min:
+        raise UserError(f"slurm.signal_delay = {s.signal_delay} s: SLURM may send the time-limit warning up to "
+                        f"{SLURM_SIGNAL_LOOKAHEAD_S} s earlier, which leaves no training time in a {res.time_min}-minute limit; "
+                        f"expected signal_delay < {60 * res.time_min - SLURM_SIGNAL_LOOKAHEAD_S} s (or a longer slurm.time)")
     check_fits(res, partition, spec)
     return res
 
@@ -271,15 +277,15 @@ def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) 
 def check_fits(res: Resources, partition: Partition, spec: RunSpec) -> None:
     """UserError naming the setting when no node (or not enough nodes) of the partition can hold the request."""
     where = f"run {spec.name} ({spec.run_id}) on partition {partition.name!r}"
+    if res.gpus_per_node > partition.node_gpus:
+        raise UserError(f"{where}: {res.gpus_per_node} GPU(s) per node (slurm.gpus_per_run / gpus_per_node), "
+                        f"but its nodes have at most {partition.node_gpus}")
     if res.tasks_per_node * res.cpus_per_task > partition.node_cpus:
         raise UserError(f"{where}: {res.tasks_per_node} task(s) x slurm.cpus_per_task = {res.cpus_per_task} CPUs per node, "
                         f"but its largest node has {partition.node_cpus}; expected at most {partition.node_cpus}")
     if partition.node_mem_mb and res.mem_mb_per_node > partition.node_mem_mb:
         raise UserError(f"{where}: {res.mem_mb_per_node} MB of memory per node (slurm.mem_per_task x tasks), "
                         f"but its largest node has {partition.node_mem_mb} MB; set slurm.mem_per_task lower")
-    if res.gpus_per_node > partition.node_gpus:
-        raise UserError(f"{where}: {res.gpus_per_node} GPU(s) per node (slurm.gpus_per_run / gpus_per_node), "
-                        f"but its nodes have at most {partition.node_gpus}")
     if res.nodes > len(partition.nodes):
         raise UserError(f"{where}: {res.nodes} nodes, but the partition has {len(partition.nodes)}")
     if partition.max_time_min and res.time_min > partition.max_time_min:

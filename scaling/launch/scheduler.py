@@ -90,16 +90,22 @@ def with_retries(call: Callable[[], T], attempts: int = 5, delay: float = 2.0, s
 
 
 class Throttle:
-    """Spaces calls at least ``interval`` seconds apart (sbatch calls, so as not to flood the controller)."""
+    """Keeps ``interval`` seconds between the end of one call and the start of the next (``with throttle: ...``).
+
+    Used around sbatch calls, so that a launch of many arrays does not flood the controller.
+    """
 
     def __init__(self, interval: float):
         self.interval = interval
         self._last = float("-inf")
 
-    def wait(self) -> None:
+    def __enter__(self) -> "Throttle":
         pause = self._last + self.interval - time.monotonic()
         if pause > 0:
             time.sleep(pause)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._last = time.monotonic()
 
 

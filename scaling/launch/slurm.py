@@ -12,7 +12,7 @@ One launch:
 4. snapshots the code (:mod:`scaling.launch.snapshot`) and submits arrays — one per group of
    runs with equal resources and dependencies, split below MaxArraySize, each capped at
    ``%array_parallelism`` running tasks — with ``sbatch`` calls spaced ``submit_interval`` apart
-   and retried with back-off on transient errors; runs that start from a text LM pre-trained in
+   and retried on transient errors (5 tries, back-off from 2·submit_interval, doubling); runs that start from a text LM pre-trained in
    the same launch wait for it (``--dependency=afterok``, cancelled if it fails);
 5. appends each array's jobs to the manifest as soon as ``sbatch`` has returned their ids.
 
@@ -22,6 +22,8 @@ Launches of one store are serialised by a lock; the run lease still guarantees o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +202,8 @@ def submit_array(store_root: Path, array: ArrayPlan, settings: SlurmSettings, sn
     calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues) for spec in array.runs]
     before = set(folder.iterdir())
     try:
-        jobs = executor.submit_array(calls)
+        with contextlib.redirect_stderr(io.StringIO()):  # Submitit echoes sbatch's stderr; the error below carries it
+            jobs = executor.submit_array(calls)
     except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as exc:
         for stray in set(folder.iterdir()) - before:
             if stray.is_file() or stray.is_symlink():
@@ -251,11 +254,11 @@ def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayPlan], settin
         dependency = list(array.after_jobs) + [job_of_run[r] for r in array.after_runs]
 
         def call() -> list[str]:
-            throttle.wait()
-            return submit_array(store.root, array, settings, snapshot, sweep, dependency)
+            with throttle:
+                return submit_array(store.root, array, settings, snapshot, sweep, dependency)
 
         try:
-            array.job_ids = with_retries(call, delay=max(2.0, settings.submit_interval), say=say)
+            array.job_ids = with_retries(call, delay=max(0.2, 2 * settings.submit_interval), say=say)
         except SchedulerError as exc:
             done = sum(len(a.runs) for a in arrays[:i])
             raise UserError(f"{exc}; {done} run(s) in {i} array(s) were submitted before this and are recorded in the manifest "
