@@ -310,3 +310,16 @@ def test_status_without_manifest_keeps_the_local_table(tmp_path, capsys):
     assert cli(["status", str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "jobs" not in out.splitlines()[0] and "2 new" in out
+
+
+def test_the_paper_sweep_file_plans_on_an_8_gpu_partition():
+    config = load_sweep_config(Path(__file__).parents[1] / "sweeps" / "sims_paper.yaml")
+    for variant in config["variants"]:  # the Qwen2.5 checkpoints are not here: same architectures, own text LM
+        variant["init_from"] = "pretrain:1M"
+    sweep = expand(config, "sims_paper.yaml")
+    settings = SlurmSettings.from_config(config["slurm"])
+    gpu = Partition("gpu", False, True, 4320, tuple(f"g{i}" for i in range(8)), 64, 2_000_000, 8)
+    requests = {spec.model.size: resources_for(spec, settings, gpu) for spec in sweep.runs}
+    assert len(sweep.runs) == 20
+    assert {size: r.gpus_per_node for size, r in requests.items()} == {"qwen2.5-0.5B": 1, "qwen2.5-1.5B": 4, "qwen2.5-3B": 4, "qwen2.5-7B": 8}
+    assert all(30 <= resources_for(spec, settings, gpu).time_min <= 2880 for spec in sweep.runs)

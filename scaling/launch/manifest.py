@@ -145,5 +145,8 @@ def refresh(manifest: Manifest, query: Callable[[list[str]], dict[str, QueueEntr
         if entry is None or not entry.live:
             run = manifest.store.run(job.run)
             ended[job.job] = (entry.state if entry else "gone", run.status().get("state", "pending"))
-    manifest.record_ended(ended)
+    try:
+        manifest.record_ended(ended)
+    except OSError:  # a store this user may read but not write: the next refresh asks about these jobs again
+        pass
     return entries
