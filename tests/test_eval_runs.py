@@ -33,7 +33,7 @@ def vocabs(tmp_path_factory):
     train_text_tokenizer([s for s in corpus_sentences(TINY) if split_of(s) == "train"], root / "bpe", 300)
     build_vocabulary(root / "ext", "extended", TINY.units.k, root / "bpe")
     build_vocabulary(root / "units", "units", TINY.units.k)
-    return {"interleaved": Vocabulary(root / "ext"), "speech": Vocabulary(root / "units")}
+    return {"interleaved": Vocabulary(root / "ext"), "speech": Vocabulary(root / "units"), "text_lm": root / "bpe"}
 
 
 def test_speech_sets_use_the_right_voices_and_are_cached(cache):
@@ -72,11 +72,20 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
     run = RunDir(store / "runs" / f"r-{mode}")
     run.path.mkdir(parents=True)
     vocab = vocabs[mode]
-    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY), spec=SimpleNamespace(init="scratch"),
+    spec = SimpleNamespace(init="scratch")
+    if mode == "interleaved":  # initialised from a (here random) local text LM: the _textlm reference columns
+        from transformers import AutoTokenizer
+
+        text_lm = _model(vocabs["interleaved"])
+        text_lm.resize_token_embeddings(vocabs["interleaved"].layout.n_text_vocab)
+        text_lm.save_pretrained(tmp_path / "lm")
+        AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
+        spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"))
+    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY), spec=spec,
                               device=torch.device("cpu"), model=_model(vocab), branch=None)
     metrics = benchmark_metrics(trainer, 7)
     speech = {"acc_stc", "acc_ssc", "acc_ms_stc", "acc_ms_ssc", "acc_sblimp", "acc_swuggy"}
-    cross = {f"acc_ms_{b}_{d}" for b in ("stc", "ssc") for d in ("s2t", "t2s", "t2t")}
+    cross = {f"acc_ms_{b}_{d}" for b in ("stc", "ssc") for d in ("s2t", "t2s", "t2t", "textlm")}
     assert set(metrics) == (speech | cross if mode == "interleaved" else speech)
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
     lines = (run.path / "benchmarks" / "step00000007.csv").read_text().splitlines()

@@ -113,6 +113,11 @@ def speech_benchmark(name: str, corpus_config, cache_root: Path, limit: int | No
     return read_benchmark(cached_dir(Path(cache_root), "bench", recipe, build) / f"{name}.jsonl")
 
 
+#: units (or why there are none) of (corpus key, text, voice) spoken in this process: sets share
+#: prompts and endings (stc and ssc, ms_stc and ms_ssc), so each is synthesised once
+_SPOKEN: dict[tuple[str, str, str], object] = {}
+
+
 def _voices(corpus, which: str) -> list[str]:
     voices = list(corpus.meta["voices"])
     if which == "first":
@@ -134,15 +139,15 @@ def _speak(texts: Benchmark, corpus, corpus_config, which: str, progress: bool) 
 
     voices = _voices(corpus, which)
     pipeline = SpeechPipeline(corpus_config.units, Codebook.load(corpus.dir / "codebook.npz"), corpus_config.rate)
-    memo: dict[tuple[str, str], object] = {}
 
     def units(text: str, voice: str):
-        if (text, voice) not in memo:
+        key = (corpus.dir.name, text, voice)
+        if key not in _SPOKEN:
             try:
-                memo[(text, voice)] = pipeline.speak(text, voice).units
+                _SPOKEN[key] = pipeline.speak(text, voice).units
             except ValueError as exc:
-                memo[(text, voice)] = str(exc)
-        return memo[(text, voice)]
+                _SPOKEN[key] = str(exc)
+        return _SPOKEN[key]
 
     def spoken(seg: Segment | None, voice: str) -> Segment | None | str:
         if seg is None:

@@ -11,9 +11,10 @@ speech target runs over the unit rows only, and that of a text target over the t
 (``[0, n_text_vocab)``), so probability the model puts on the other modality (or on markers) does
 not count against either side.
 
-Sequences are sorted by length and batched up to a token budget, right-padded with end-of-sequence
-ids; with causal attention, padding after a sequence cannot change its scores, so no attention
-mask is needed.
+Sequences are sorted by length and batched up to a token budget (4096 tokens, fewer for large
+vocabularies so that a batch's logits stay under 64 MB; on CPU, small batches that fit the caches
+measured faster than large ones), right-padded with end-of-sequence ids; with causal attention,
+padding after a sequence cannot change its scores, so no attention mask is needed.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def mean_log_likelihoods(model: torch.nn.Module, seqs: list[Scored], layout: Any
     whose ``model(input_ids=x).logits`` has shape [B, T, V]); see the module doc."""
     device = torch.device(device)
     vocab = int(layout.vocab_size)
-    budget = max_batch_tokens or max(256, min(16384, 2**25 // vocab))
+    budget = max_batch_tokens or max(128, min(4096, 2**24 // vocab))
     lengths = np.array([len(s.ids) for s in seqs])
     order = np.argsort(lengths, kind="stable")
     out = np.zeros(len(seqs), dtype=np.float64)
@@ -94,16 +95,18 @@ def mean_log_likelihoods(model: torch.nn.Module, seqs: list[Scored], layout: Any
                 for row, k in enumerate(idx):
                     x[row, : lengths[k]] = seqs[k].ids
                 inputs = torch.from_numpy(x).to(device)
-                logits = model(input_ids=inputs).logits[:, :-1].float()
-                targets = inputs[:, 1:]
+                logits = model(input_ids=inputs).logits.float()
+                # position t predicts token t+1; the last position's target is a dummy, never read
+                targets = torch.cat([inputs[:, 1:], inputs[:, :1]], dim=1)
                 if mask_other_modality:
                     is_unit = (targets >= unit_lo) & (targets < unit_hi)
                     lse_units = logits[..., unit_lo:unit_hi].logsumexp(-1) if layout.n_units else None
                     lse_text = logits[..., : layout.n_text_vocab].logsumexp(-1) if layout.n_text_vocab else None
                     lse = lse_units if lse_text is None else lse_text if lse_units is None else torch.where(is_unit, lse_units, lse_text)
+                    logp = logits.gather(-1, targets[..., None]).squeeze(-1) - lse
                 else:
-                    lse = logits.logsumexp(-1)
-                logp = (logits.gather(-1, targets[..., None]).squeeze(-1) - lse).double().cpu().numpy()
+                    logp = -torch.nn.functional.cross_entropy(logits.view(-1, vocab), targets.reshape(-1), reduction="none").view(targets.shape)
+                logp = logp[:, :-1].double().cpu().numpy()
                 for row, k in enumerate(idx):
                     scored = seqs[k].scored[1:]
                     out[k] = logp[row, : lengths[k] - 1][scored].mean()
