@@ -166,7 +166,7 @@ def test_colours_are_fixed_per_variant_across_figures(paper_figures):
 @pytest.mark.parametrize("drop, name, reason", [
     (["step", "tokens"], "fig3_training_curves", "neither 'step' nor 'tokens'"),
     (["loss_val_speech", "acc_ms_stc", "acc_stc"], "fig3_training_curves", "none of"),
-    (["data_mode", "init"], "fig3_training_curves", "one variant only"),
+    (["data_mode", "init"], "fig3_training_curves", "one variant only with these metrics"),
     (["loss_val", "acc_sblimp", "acc_ssc", "acc_stc"], "fig1_metric_vs_compute", "no final runs with"),
     (["acc_ms_ssc", "acc_ssc"], "fig7_fixed_budget_ssc", "none of acc_ms_ssc/acc_ssc"),
     (["init"], "fig2_text_lm_families", "only one text LM"),
@@ -315,3 +315,14 @@ def test_decay_branch_rows_are_budgets_not_curve_points(study):
     assert len(one_m.data[one_m.data["series"] == "Interleaved, TextLM init"]) == 3 * 2  # trunk points only
     for o in curves:
         plt.close(o.figure)
+
+
+def test_where_keeps_matching_rows(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    study_table().to_csv(table, index=False)
+    out = tmp_path / "o"
+    assert cli(["figures", str(table), "--out", str(out), "--only", "table3", "--where", "data_mode=speech"]) == 0
+    assert (out / "table3_slm_comparison.csv").read_text().count("speech-scratch") == 1
+    assert "interleaved" not in (out / "table3_slm_comparison.csv").read_text()
+    assert cli(["figures", str(table), "--out", str(out), "--where", "data_mode=nope"]) == 2
+    assert "no row matches data_mode=nope" in capsys.readouterr().err

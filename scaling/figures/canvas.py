@@ -167,7 +167,7 @@ class Canvas:
     def _legend_columns(self, labels: list[str]) -> int:
         """As many legend columns as fit the figure width (entry ≈ handle + 0.55 em per character)."""
         em = self.style.font_size * 0.9 / 72
-        entry = max(len(label) for label in labels) * 0.5 * em + 3.0 * em
+        entry = max(len(label) for label in labels) * 0.55 * em + 3.0 * em
         return max(1, min(len(labels), int(self.fig.get_figwidth() * 0.95 // entry)))
 
     def finish(self, legend_cols: int | None = None) -> tuple[Any, pd.DataFrame]:

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokens", default="tokens", metavar="COL", help="column used as training tokens D (default tokens)")
     p.add_argument("--loss", default="loss_val", metavar="COL",
                    help="loss column for the fitted-law figures (default loss_val; e.g. loss_val_speech)")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only matching rows, as for `scaling fit` (also !=, <, <=, >, >=); repeatable, all must "
+                        "hold; e.g. --where data_mode!=text")
     p.add_argument("--published", action="store_true",
                    help="place the published SIMS numbers (results/reference/) beside your runs in tables and Fig. 1")
     p.add_argument("--bootstrap", type=int, default=100, metavar="K",
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.figures.registry import Context, entries
     from scaling.figures.render import render
     from scaling.figures.style import STYLES, Palette
-    from scaling.figures.table import Columns, load, prepare
+    from scaling.figures.table import Columns, load, prepare, select_rows
 
     if args.list:
         for name, entry in entries().items():
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bootstrap {args.bootstrap}: expected 0 or a positive number of resamples")
     columns = Columns(compute=args.compute or "flops_6nd", params=args.params, tokens=args.tokens, loss=args.loss)
     source = f"results table {args.table!r}"
-    raw = load(args.table)
+    raw = select_rows(load(args.table), args.where)
     if args.compute and args.compute not in raw.columns:
         raise UserError(f"{source} has no column {args.compute!r} (--compute); columns: "
                         + ", ".join(map(str, raw.columns[:15])) + (", …" if len(raw.columns) > 15 else ""))

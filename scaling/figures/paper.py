@@ -136,13 +136,13 @@ def _training_curves(ctx: Context, name: str, wanted: list[tuple[str, ...]]) -> 
     df = df.assign(_base=_base(df).to_numpy(), _run=run_key(df).to_numpy())
     outputs, reasons = [], []
     for base, rows in df.groupby("_base", sort=True):
-        found = variants(rows)
-        if len(found) < 2:
-            reasons.append(f"{base}: one variant only")
-            continue
         panels = [p for p in (first_available(rows, cols) for cols in wanted) if p]
+        found = [(v, r) for v, r in variants(rows) if any(available(r, p) for p in panels)]
         if not panels:
             reasons.append(f"{base}: none of {', '.join('/'.join(w) for w in wanted)}")
+            continue
+        if len(found) < 2:
+            reasons.append(f"{base}: one variant only with these metrics")
             continue
         canvas = Canvas(ctx.style, panels, title=f"Base model: {base}")
         for m in panels:

@@ -136,7 +136,6 @@ def allocation(ctx: Context) -> list[Output]:
         _, n_curve, d_curve = law.frontier(c)
         _curve(canvas, "n_opt", n_curve, f"{label}: Approach 3", colour, label=f"{label} (Approach 3)")
         _curve(canvas, "d_opt", d_curve, f"{label}: Approach 3", colour)
-        canvas.key("95 % bootstrap band", band=True)
         try:
             iso = fits.isoflop(rows, ctx)
         except UserError as exc:
@@ -150,6 +149,7 @@ def allocation(ctx: Context) -> list[Output]:
     for ref_label, n_ref, d_ref in fits.reference_allocations(c):
         canvas.reference_line("n_opt", n_ref.x, n_ref.y, ref_label, label=ref_label)
         canvas.reference_line("d_opt", d_ref.x, d_ref.y, ref_label)
+    canvas.key("95 % bootstrap band", band=True)
     fig, data = canvas.finish()
     return [Output("allocation", data, figure=fig)]
 

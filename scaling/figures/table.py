@@ -54,6 +54,14 @@ def load(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def select_rows(df: pd.DataFrame, where: list[str]) -> pd.DataFrame:
+    """Rows matching every ``COL=VALUE`` filter (also !=, <, <=, >, >=), with the same rules and
+    messages as ``scaling fit --where``."""
+    from scaling.fit.table import _apply_where
+
+    return _apply_where(df, where, {}) if where else df
+
+
 def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.DataFrame:
     """Check types, derive what can be derived, and add the helper columns figures use.
 
