@@ -59,7 +59,7 @@ def compute_optimal(fit_or_params: FitResult | Mapping[str, float], C, law: str 
         allocation_only = set(ALLOCATION_PARAMS) <= set(params)
     c = np.asarray(C, dtype=float)
     if np.any(~np.isfinite(c)) or np.any(c <= 0):
-        raise UserError(f"compute budget C={C!r} must be positive FLOPs")
+        raise UserError(f"compute budget C={np.asarray(C).tolist()} must be positive FLOPs")
     if allocation_only:
         n_opt, d_opt = params["k_n"] * c ** params["a"], params["k_d"] * c ** params["b"]
         loss = np.full_like(c, np.nan)

@@ -18,8 +18,8 @@ reach the best objective (slower). A best point that is not converged raises
 :class:`FitDidNotConverge` rather than reporting an early stop.
 
 Other laws (and user-defined ones) are fitted with scipy's ``least_squares`` (trust region;
-``loss='huber'`` with ``f_scale=delta`` is exactly the Huber sum) from each point of the law's
-start grid, with tolerances at 1e-15 relative.
+``loss='huber'`` with ``f_scale=delta`` is exactly the Huber sum): every point of the law's start
+grid takes a few evaluations, and the best few are run to convergence with tolerances at 1e-15.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from scaling.fit.laws import CHINCHILLA, Law
 from scaling.fit.objective import best_log_sigma, huber, huber_nll
 
 BEST_RTOL = 1e-9     # two objectives within this relative distance count as the same best
+GENERIC_SCREEN_EVALS = 40   # least_squares evaluations per start when screening a generic law's grid
+GENERIC_CANDIDATES = 4      # screened starts refined to convergence
 MINIMA_RTOL = 1e-6   # distinct parameter vectors this close to the best are "several minima"
 
 
@@ -103,7 +105,7 @@ def check_parameter(law: Law, name: str, value: float) -> None:
         from scaling.errors import unknown_choice
         raise unknown_choice(f"parameter of law {law.name}", name, by_name)
     if not np.isfinite(value) or (by_name[name].log and value <= 0):
-        raise UserError(f"fixed {name}={value!r} is invalid; expected a finite{' positive' if by_name[name].log else ''} number")
+        raise UserError(f"fixed {name}={value} is invalid; expected a finite{' positive' if by_name[name].log else ''} number")
 
 
 def fit_chinchilla(n, d, y, *, loss: str = "huber", delta: float = 1e-3, fixed=None, tie=None,
@@ -163,7 +165,28 @@ def _multistart(problem, param, grid, screen_iterations, candidates, exhaustive)
     best, diag["polish"] = _polish(problem, param, best)
     best = _check_converged(problem, param, best, diag, int(res.iterations[order[0]]))
     diag["minima"] = _minima(problem, param, res, order)
+    diag["warnings"] = _degeneracy_warnings(problem, param, best)
     return best, diag
+
+
+def _degeneracy_warnings(problem, param, best) -> list[str]:
+    """Warn when a term of the law is negligible everywhere or an exponent is implausible: the
+    parameters of that term are then not determined by the data, whatever the optimiser says."""
+    out = []
+    J, o = param.affine(problem.m1, problem.m2)
+    theta_c = best.z @ J.T + o
+    u = np.stack([theta_c[0] - theta_c[3] * problem.x1, theta_c[1] - theta_c[4] * problem.x2,
+                  np.full_like(problem.x1, theta_c[2])])
+    share = np.exp(u - np.logaddexp.reduce(u, axis=0)).max(axis=1)
+    for name, k in (("A/N^alpha", 0), ("B/D^beta", 1), ("E", 2)):
+        if share[k] < 1e-3:
+            out.append(f"the {name} term is at most {share[k]:.1e} of the predicted loss at every point: "
+                       "its parameters are not determined by these data")
+    for name, k in (("alpha", 3), ("beta", 4)):
+        if not 0.01 <= theta_c[k] <= 3:
+            out.append(f"{name}={theta_c[k]:.4g} is outside 0.01..3: that term is flat or vanishing over the "
+                       "data, so it is confounded with E; treat its coefficient and exponent as undetermined")
+    return out
 
 
 def _distinct(z, f, k):
@@ -207,15 +230,25 @@ def _check_converged(problem, param, best, diag, iterations):
     g, H = g[0] @ J, J.T @ H[0] @ J
     ev = np.linalg.eigvalsh(H)
     decrement = float(final.decrement[0])
-    ok = bool(final.converged[0]) or (bool(final.stalled[0]) and decrement <= 1e-9 * f)
+    ok = bool(final.converged[0]) or (bool(final.stalled[0]) and decrement <= 1e-9 * f + lse.ABSOLUTE_FLOOR * len(problem.ly))
     diag.update({"converged": ok, "newton_decrement": decrement, "gradient_norm": float(np.linalg.norm(g)),
                  "iterations": iterations,
                  "hessian_eigenvalues": [float(v) for v in ev]})
     if not ok:
         raise FitDidNotConverge(
-            f"the fit did not converge: the Newton decrement is {decrement:.3g} (objective {f:.6g}); "
-            "the data may not determine every parameter (fix one with --fix NAME=VALUE)")
+            f"the fit did not converge (after {final.iterations[0]} more Newton steps the objective {f:.6g} still "
+            f"decreases by a relative {decrement / f:.2g} per step) along a flat direction moving mostly "
+            f"{_flat_direction(param, H)}; the data do not pin these down: fix one (--fix NAME=VALUE) or add runs")
     return _Point(z, f) if f < best.f else best
+
+
+def _flat_direction(param, H) -> str:
+    """Names of the free coordinates that dominate the Hessian's flattest eigenvector."""
+    ev, V = np.linalg.eigh(H)
+    v = np.abs(V[:, 0])
+    names = {"a": "A", "b": "B", "e": "E", "alpha": "alpha", "beta": "beta"}
+    big = [names[param.free[i]] for i in np.argsort(-v) if v[i] >= 0.3 * v.max()]
+    return ", ".join(big)
 
 
 def _minima(problem, param, res, order, limit: int = 5):
@@ -340,20 +373,30 @@ def fit_generic(law: Law, inputs: Mapping[str, np.ndarray], y, *, loss: str = "h
 
     start_rows = _generic_starts(law, starts, free)
 
-    def solve(f_scale, z0):
+    def solve(f_scale, z0, screen=False):
         kw = {"loss": "linear"} if not np.isfinite(f_scale) else {"loss": "huber", "f_scale": f_scale}
+        if screen:
+            return least_squares(residual, z0, jac=jac if law.jacobian else "2-point", method="trf",
+                                 max_nfev=GENERIC_SCREEN_EVALS, **kw)
         return least_squares(residual, z0, jac=jac, method="trf", ftol=1e-15, xtol=1e-15, gtol=1e-15,
                              max_nfev=2000, **kw)
 
+    def objective(res):
+        value = huber(res.fun, d_eff).sum()
+        return value if np.isfinite(value) else np.inf
+
     d_eff = np.inf if loss == "mse" else delta
-    results = [solve(d_eff, z0) for z0 in start_rows]
-    objs = np.array([huber(r.fun, d_eff).sum() for r in results])
-    objs[~np.isfinite(objs)] = np.inf
-    order = np.argsort(objs)
-    best = results[order[0]]
-    f_best = float(objs[order[0]])
+    screened = [solve(d_eff, z0, screen=len(start_rows) > GENERIC_CANDIDATES) for z0 in start_rows]
+    order = np.argsort([objective(r) for r in screened])
+    refined = [solve(d_eff, screened[i].x) for i in order[:GENERIC_CANDIDATES]]
+    objs = np.array([objective(r) for r in refined])
+    best = refined[int(np.argmin(objs))]
+    f_best = float(objs.min())
     diag = {"optimizer": "scipy least_squares (trf), ftol/xtol/gtol 1e-15", "starts": len(start_rows),
-            "reached_best": int((objs <= f_best * (1 + BEST_RTOL)).sum()), "reached_best_of": len(start_rows),
+            "mode": f"every start took up to {GENERIC_SCREEN_EVALS} evaluations; the best {len(refined)} were "
+                    "run to convergence" if len(start_rows) > GENERIC_CANDIDATES else "every start run to convergence",
+            "reached_best": int((objs <= f_best * (1 + BEST_RTOL) + 1e-30 * len(ly)).sum()),
+            "reached_best_of": len(refined),
             "converged": bool(best.status > 0), "free_parameters": [names[i] for i in free],
             "gradient_norm": float(np.linalg.norm(best.grad)), "message": best.message}
     z = best.x

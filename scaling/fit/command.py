@@ -142,8 +142,8 @@ def _report(fit, args, rows_read, targets, np) -> str:
 
     prov, diag = fit.provenance, fit.diagnostics
     lines = []
-    how = {1: "Approach 1 (envelope of training curves)", 2: "Approach 2 (IsoFLOP parabolas)",
-           3: f"Approach 3 ({_objective_name(prov)})"}[fit.approach]
+    how = {1: "Approach 1 (envelope of training curves)", 2: "Approach 2 (IsoFLOP parabolas)"}.get(fit.approach) \
+        or f"Approach 3 ({_objective_name(prov)})"
     lines.append(f"{fit.law} law, {how}: {fit.n_points} points of {rows_read} rows in {args.table}")
     excluded = prov.get("selection", {}).get("excluded", {})
     if excluded:

@@ -80,8 +80,9 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
                                    starts=[sol.params], **options).params
         params, objective, diagnostics = sol.params, sol.objective, dict(sol.diagnostics)
         near = [m for m in diagnostics.get("minima", [])[1:] if m["relative_to_best"] <= MINIMA_RTOL]
-        diagnostics["warnings"] = [f"{len(near)} other minima lie within {MINIMA_RTOL:g} of the best objective; "
-                                   "the data do not single out one parameter vector"] if near else []
+        diagnostics["warnings"] = list(diagnostics.get("warnings", [])) + ([
+            f"{len(near)} other minima lie within {MINIMA_RTOL:g} of the best objective; "
+            "the data do not single out one parameter vector"] if near else [])
         start_desc = "Hoffmann et al. 4,500-point grid" if starts is None and law.name == "chinchilla" else (
             "law grid" if starts is None else f"{len(np.atleast_2d(starts)) if not isinstance(starts, Mapping) else 1} given")
     else:
@@ -142,7 +143,7 @@ def _positive(name: str, values, length: int | None = None) -> np.ndarray:
     bad = ~np.isfinite(arr) | (arr <= 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{name} at point {i} is {arr[i]!r}; expected a positive finite number")
+        raise UserError(f"{name} at point {i} is {float(arr[i])!r}; expected a positive finite number")
     return arr
 
 

@@ -139,9 +139,11 @@ def from_centred(theta_c: np.ndarray, m1: float, m2: float) -> np.ndarray:
     return out
 
 
+ABSOLUTE_FLOOR = 1e-30  # per point: below rounding of a squared log-residual (~1e-32)
 _BLOCK = 1 << 16  # elements per (rows, points) work array: blocks stay in cache, buffers are reused
 
 _WORK = ("p1", "p2", "p3", "m", "s", "r", "ar", "c", "rho", "d1", "d2", "dd")
+_UPPER = np.triu_indices(5, 1)
 
 
 def evaluate(problem: Problem, theta_c: np.ndarray, dtype=np.float64, rows=None):
@@ -196,7 +198,7 @@ def _evaluate_block(problem: Problem, T: np.ndarray, wb, buf):
     np.multiply(c, 0.5, out=rho)
     np.subtract(ar, rho, out=rho)
     rho *= c                                      # Huber: c*(|r| - c/2), c = min(|r|, delta)
-    np.clip(r, -delta, delta, out=d1)             # rho'
+    np.minimum(np.maximum(r, -delta, out=d1), delta, out=d1)   # rho'
     np.less_equal(ar, delta, out=d2, casting="unsafe")   # rho''
     if wb is not None:
         rho *= wb
@@ -226,8 +228,7 @@ def _evaluate_block(problem: Problem, T: np.ndarray, wb, buf):
     H[:, 0, 1], H[:, 0, 4], H[:, 1, 3], H[:, 3, 4] = R[6, :, 0], -R[6, :, 2], -R[6, :, 1], R[6, :, 5]
     H[:, 0, 2], H[:, 2, 3] = R[7, :, 0], -R[7, :, 1]
     H[:, 1, 2], H[:, 2, 4] = R[8, :, 0], -R[8, :, 2]
-    iu = np.triu_indices(5, 1)
-    H[:, iu[1], iu[0]] = H[:, iu[0], iu[1]]
+    H[:, _UPPER[1], _UPPER[0]] = H[:, _UPPER[0], _UPPER[1]]
     return f.astype(np.float64), g, H
 
 
@@ -251,9 +252,10 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
     """Damped Newton from every row of ``z0`` (free centred coordinates) until each converges.
 
     Convergence of a start: the Newton decrement g^T (|H| + lambda)^-1 g / 2 (the decrease the
-    local quadratic model still promises) is at most ``rtol`` times the objective, a criterion
-    relative to the objective's own scale (the objective is ~1e-3 and its gradient ~1e-5 on real
-    data, so absolute tolerances would stop early). A start whose step is rejected at every
+    local quadratic model still promises) is at most ``rtol`` times the objective (plus
+    ABSOLUTE_FLOOR per point, for exact fits), a criterion relative to the objective's own scale
+    (the objective is ~1e-3 and its gradient ~1e-5 on real data, so absolute tolerances on the
+    gradient would stop early). A start whose step is rejected at every
     damping up to 1e3 x the curvature scale is marked stalled. Steps are capped at ``max_step``
     (max-norm, in nats / exponent units). ``dtype`` float32 is for cheap screening only.
     ``rows`` maps starts to weight rows when the problem has per-start weights.
@@ -269,6 +271,10 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         return (f, g, H) if identity else (f, g @ J, J.T @ H @ J)
 
     f, g, H = free_eval(z, rows)
+    ev, V = np.linalg.eigh(H)            # recomputed only where a step is accepted
+    w = problem.weights
+    total = float(problem.x1.size if w is None else (w.sum() if w.ndim == 1 else w.sum(axis=1).max()))
+    floor = ABSOLUTE_FLOOR * total       # an exact fit has f ~ 0: no relative criterion can hold there
     lam = np.full(S, lam0)
     dec = np.full(S, np.inf)
     active = np.isfinite(f)
@@ -279,19 +285,18 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        ev, V = np.linalg.eigh(H[idx])
-        absev = np.abs(ev)
+        absev = np.abs(ev[idx])
         d = absev + lam[idx, None] * (absev.max(axis=1, keepdims=True) + 1e-300)
-        gv = np.einsum("sji,sj->si", V, g[idx])
+        gv = np.einsum("sji,sj->si", V[idx], g[idx])
         dec[idx] = 0.5 * np.sum(gv * gv / d, axis=1)
-        done = dec[idx] <= rtol * f[idx]
+        done = dec[idx] <= rtol * f[idx] + floor
         converged[idx[done]] = True
         active[idx[done]] = False
         keep = ~done
-        idx, gv, V, d = idx[keep], gv[keep], V[keep], d[keep]
+        idx, gv, d = idx[keep], gv[keep], d[keep]
         if idx.size == 0:
             break
-        step = -np.einsum("sij,sj->si", V, gv / d)
+        step = -np.einsum("sij,sj->si", V[idx], gv / d)
         size = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, max_step / np.maximum(size, 1e-300))[:, None]
         z_new = z[idx] + step
@@ -299,7 +304,9 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         ok = f_new < f[idx]
         iters[idx] += 1
         acc = idx[ok]
-        z[acc], f[acc], g[acc], H[acc] = z_new[ok], f_new[ok], g_new[ok], H_new[ok]
+        z[acc], f[acc], g[acc] = z_new[ok], f_new[ok], g_new[ok]
+        if acc.size:
+            ev[acc], V[acc] = np.linalg.eigh(H_new[ok])
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-15)
         rej = idx[~ok]
         lam[rej] *= 5.0

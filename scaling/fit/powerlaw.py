@@ -45,14 +45,14 @@ def power_law_fit(c, q, saturating: bool = False, gamma_bounds: tuple[float, flo
     if not (np.all(np.isfinite(c)) and np.all(np.isfinite(q))):
         raise UserError("power_law_fit got NaN or infinite values; drop those rows first")
     if np.any(c <= 0):
-        raise UserError(f"compute must be positive, got C={c[c <= 0][0]!r}")
+        raise UserError(f"compute must be positive, got C={float(c[c <= 0][0])!r}")
     need, distinct = (4, 3) if saturating else (2, 2)
     if c.size < need or np.unique(c).size < distinct:
         raise UserError(f"a {'saturating ' if saturating else ''}power law needs at least {need} points "
                         f"at {distinct} distinct C; got {c.size} points at {np.unique(c).size}")
     if not saturating:
         if np.any(q <= 0):
-            raise UserError(f"a pure power law needs positive Q, got Q={q[q <= 0][0]!r}; try saturating=True")
+            raise UserError(f"a pure power law needs positive Q, got Q={float(q[q <= 0][0])!r}; try saturating=True")
         x, ly = np.log(c), np.log(q)
         gamma, logk = np.polyfit(x, ly, 1)
         rmse = float(np.sqrt(np.mean((ly - (logk + gamma * x)) ** 2)))

@@ -48,7 +48,7 @@ def parse_bool(series: pd.Series, column: str) -> pd.Series:
     text = series.astype(str).str.strip().str.lower()
     bad = ~text.isin(_TRUE | _FALSE | {"nan"})
     if bad.any():
-        raise UserError(f"column {column!r} has {series[bad].iloc[0]!r}; expected true/false")
+        raise UserError(f"column {column!r} has {str(series[bad].iloc[0])!r}; expected true/false")
     return text.isin(_TRUE)
 
 
@@ -96,7 +96,7 @@ def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y:
         nonpos = ~missing & (v <= 0)
         if nonpos.any():
             i = int(np.flatnonzero(nonpos)[0])
-            raise UserError(f"column {col!r} {_row(df.index[i], source)} is {v[i]!r}; expected a positive number")
+            raise UserError(f"column {col!r} {_row(df.index[i], source)} is {float(v[i])!r}; expected a positive number")
     keep = ~missing
     if not keep.any():
         raise UserError(f"no usable rows in {source}: every row was excluded ({_summary(selection)})")
@@ -166,7 +166,7 @@ def _numeric(series: pd.Series, col: str, source: str) -> np.ndarray:
     bad = values.isna() & series.notna() & (series.astype(str).str.strip() != "")
     if bad.any():
         label = series.index[bad.to_numpy()][0]
-        raise UserError(f"column {col!r} {_row(label, source)} has {series[label]!r}; expected a number")
+        raise UserError(f"column {col!r} {_row(label, source)} has {str(series[label])!r}; expected a number")
     return values.to_numpy(dtype=float)
 
 

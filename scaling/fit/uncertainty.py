@@ -122,7 +122,8 @@ def _batched_chinchilla(n, d, y, fit, weights):
     K, s0 = weights.shape[0], len(z0)
     rows = np.repeat(np.arange(K), s0)
     res = lse.minimise(problem, np.tile(z0, (K, 1)), param, rows=rows)
-    f = np.where(res.converged | (res.stalled & (res.decrement <= 1e-9 * res.f)), res.f, np.inf).reshape(K, s0)
+    stalled_ok = res.stalled & (res.decrement <= 1e-9 * res.f + lse.ABSOLUTE_FLOOR * len(y))
+    f = np.where(res.converged | stalled_ok, res.f, np.inf).reshape(K, s0)
     best = np.argmin(f, axis=1)
     ok = np.isfinite(f[np.arange(K), best])
     z_best = res.z.reshape(K, s0, -1)[np.arange(K), best]
