@@ -98,19 +98,14 @@ def _corpus_dirs(root: Path) -> list[Path]:
 
 
 def _tokenizer(path: str | None, dirs: list[Path]):
-    """The tokenizer to count text tokens with: ``path``, else the default BPE cached beside the
-    first corpus (trained on its training sentences if not there yet)."""
+    """The tokenizer to count text tokens with: ``path``, else the default BPE, cached beside the
+    corpora (in ``<cache>/tokenizer``) or in ``<corpus>/.stats-cache`` for a lone corpus."""
     from scaling.data.vocab import load_tokenizer
 
     if path:
         return load_tokenizer(path)
-    from scaling.data.cache import cached_dir
-    from scaling.data.prepared import default_tokenizer_recipe
-    from scaling.data.records import Corpus
-    from scaling.data.vocab import train_text_tokenizer
+    from scaling.data.prepared import default_tokenizer
 
-    corpus = Corpus(dirs[0])
-    train = list(dict.fromkeys(r.text for r in corpus.records if r.split == "train"))
     cache_root = dirs[0].parent.parent if dirs[0].parent.name == "corpus" else dirs[0] / ".stats-cache"
     print(f"counting text tokens with the default byte-level BPE (cache {cache_root})", file=sys.stderr)
-    return load_tokenizer(cached_dir(cache_root, "tokenizer", default_tokenizer_recipe(train), lambda d: train_text_tokenizer(train, d)))
+    return load_tokenizer(default_tokenizer(cache_root))

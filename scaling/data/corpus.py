@@ -84,9 +84,11 @@ class SpeechPipeline:
         return resample(audio, SAMPLE_RATE), groups, problem
 
     def features(self, text: str, voice: str) -> np.ndarray:
-        """Frame features [T, D] of ``text`` spoken by ``voice`` (empty when the audio is silent)."""
+        """Frame features [T, D] of ``text`` spoken by ``voice``. ValueError for silent audio."""
         audio, groups, problem = self.audio(text, voice)
-        return self.extractor.features(audio) if problem != "empty or silent audio" else np.zeros((0, 1), np.float32)
+        if problem == "empty or silent audio":
+            raise ValueError(problem)
+        return self.extractor.features(audio)
 
     def speak(self, text: str, voice: str) -> Spoken:
         """Units of ``text`` spoken by ``voice``. Raises ValueError for empty or silent audio."""
@@ -178,12 +180,19 @@ def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], cache_root: Pa
               "train": hashlib.sha256("\n".join(f"{p.id}\t{p.text}" for p in train).encode()).hexdigest()}
 
     def build(out: Path) -> None:
-        order = np.random.default_rng(u.seed).permutation(len(train))
-        chunks, total = [], 0
+        order = [train[i] for i in np.random.default_rng(u.seed).permutation(len(train))]
+        chunks, total, done = [], 0, 0
         _say(progress, f"corpus {config.name}: fitting a k={u.k} codebook on {u.kmeans_frames} frames of training speech")
-        for feats in pool.map(_features_task, [train[i] for i in order], stop=lambda: total >= u.kmeans_frames):
-            chunks.append(feats)
-            total += len(feats)
+        while total < u.kmeans_frames and done < len(order):
+            # about 60 frames per utterance; ask for a little more than needed, then top up
+            batch = order[done: done + max(8, (u.kmeans_frames - total) // 45)]
+            done += len(batch)
+            for feats in pool.map(_features_task, batch):
+                if feats is not None:  # silent utterances have no frames
+                    chunks.append(feats)
+                    total += len(feats)
+        if not chunks:
+            raise UserError(f"corpus {config.name!r}: no training utterance produced audio; expected speakable sentences")
         sample = np.concatenate(chunks)[: u.kmeans_frames]
         fit_codebook(sample, u.k, u.seed).save(out / "codebook.npz")
 
@@ -203,7 +212,7 @@ def _encode_all(plan, codebook_path: Path, pool: "_Workers", progress: bool, nam
         records.append(UtteranceRecord(
             id=p.id, sentence=p.sentence, words=tuple(p.text.split()),
             groups=tuple((int(a), int(b), round(float(s), 4), round(float(e), 4)) for a, b, s, e in result.groups) if result.groups else None,
-            voice=p.voice, source=SOURCE, split=p.split, offset=offset, n_units=len(result.units), seconds=round(result.seconds, 4)))
+            voice=p.voice, source=SOURCE, split=p.split, offset=offset, n_units=len(result.units), seconds=round(result.seconds, 6)))
         offset += len(result.units)
         unit_chunks.append(result.units)
         dur_chunks.append(result.durations)
@@ -234,8 +243,11 @@ def _set_pipeline(units_config, rate: int) -> None:
     _PIPELINE = SpeechPipeline(units_config, None, rate)
 
 
-def _features_task(p: PlannedUtterance) -> np.ndarray:
-    return _PIPELINE.features(p.text, p.voice)
+def _features_task(p: PlannedUtterance) -> np.ndarray | None:
+    try:
+        return _PIPELINE.features(p.text, p.voice)
+    except ValueError:
+        return None
 
 
 def _units_task(task) -> Spoken | str:
@@ -279,8 +291,8 @@ class _Workers:
             self._pool.terminate()
             self._pool.join()
 
-    def map(self, fn, items, bar: bool = False, stop=lambda: False):
-        """Results of ``fn`` over ``items`` in order; stops early once ``stop()`` is true."""
+    def map(self, fn, items, bar: bool = False):
+        """Results of ``fn`` over ``items``, in order."""
         from tqdm import tqdm
 
         results = self._pool.imap(fn, items, chunksize=16) if self._pool else map(fn, items)
@@ -288,8 +300,6 @@ class _Workers:
             for r in results:
                 yield r
                 t.update(1)
-                if stop():
-                    return
 
 
 def _say(progress: bool, line: str) -> None:

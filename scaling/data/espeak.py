@@ -9,11 +9,26 @@ preceding word into one aligned group, with one (start, end) for the whole group
 
 One process holds one espeak-ng instance (its state is global); parallel synthesis uses worker
 processes (see :mod:`scaling.data.corpus`).
+
+Determinism: espeak-ng's waveform generator keeps state from one utterance to the next (a pitch
+"flutter" phase, a roughness cycle counter, breath-noise resonators, an echo buffer), so the same
+sentence comes out slightly differently depending on what was spoken before. The engine therefore
+runs on a copy of the voice data (symlinks, made once in the temporary directory) whose variants
+set ``flutter 0``, ``roughness 8`` (no roughness modulation) and ``breath 0``, reloads the voice
+before every utterance (which clears the echo) and reseeds ``rand``. The same sentence and voice
+then give the same samples in any process, whatever came before. Plain voices (no ``+variant``)
+get the neutral variant ``+scaling``. Klatt variants (``+klatt``…) keep their own noise state.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from scaling.errors import UserError
@@ -26,6 +41,8 @@ _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _RATE = 1
 _SILENCE = 1e-3  # amplitude (of full scale) below which trailing audio counts as silence
+_STEADY = "\nflutter 0\nroughness 8\nbreath 0\n"  # appended to every voice variant (see module doc)
+_NEUTRAL_VARIANT = "scaling"
 
 
 class _Event(ctypes.Structure):
@@ -51,11 +68,13 @@ class _Engine:
         import espeakng_loader
 
         self.lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
-        data = espeakng_loader.get_data_path()
+        data = _steady_data_dir(Path(espeakng_loader.get_data_path()))
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data).rsplit("/espeak-ng-data", 1)[0].encode(), _INITIALIZE_DONT_EXIT)
+        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data.parent).encode(), _INITIALIZE_DONT_EXIT)
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng initialisation failed (returned {rate}); data path {data}")
+        self._libc = ctypes.CDLL(None)
+        self._variants = data / "voices" / "!v"
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                           ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
@@ -63,8 +82,6 @@ class _Engine:
         self._events: list[tuple[int, int]] = []
         self._callback = _CALLBACK(self._on_audio)
         self.lib.espeak_SetSynthCallback(self._callback)
-        self._voice: str | None = None
-        self._rate: int | None = None
 
     def _on_audio(self, wav, n, events):
         if n > 0:
@@ -77,14 +94,13 @@ class _Engine:
         return 0
 
     def set_voice(self, voice: str, rate: int) -> None:
-        if voice != self._voice:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise UserError(f"unknown espeak-ng voice {voice!r}; expected a voice such as 'en-us', 'en' or 'en-us+f3' (language[+variant])")
-            self._voice = voice
-            self._rate = None
-        if rate != self._rate:
-            self.lib.espeak_SetParameter(_RATE, int(rate), 0)
-            self._rate = rate
+        """Load ``voice`` afresh (clearing the generator's echo) and set the rate."""
+        name = voice if "+" in voice else f"{voice}+{_NEUTRAL_VARIANT}"
+        variant = name.split("+", 1)[1]
+        if not (self._variants / variant).is_file() or self.lib.espeak_SetVoiceByName(name.encode()) != 0:
+            raise UserError(f"unknown espeak-ng voice {voice!r}; expected a voice such as 'en-us', 'en' or 'en-us+f3' (language[+variant])")
+        self.lib.espeak_SetParameter(_RATE, int(rate), 0)
+        self._libc.srand(0)
 
     def speak(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
         self._chunks, self._events = [], []
@@ -109,6 +125,35 @@ def set_voice(voice: str, rate: int) -> None:
     """Select an espeak-ng voice (``language`` or ``language+variant``) and rate (words per
     minute); UserError for a voice espeak-ng does not know."""
     _engine().set_voice(voice, rate)
+
+
+def _steady_data_dir(src: Path) -> Path:
+    """A copy of espeak-ng's data directory (symlinks) whose voice variants are made steady (see
+    module doc). Built once per data directory, atomically, under the temporary directory."""
+    key = hashlib.sha256(f"{src.resolve()}|{_STEADY}".encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"scaling-espeak-{key}" / "espeak-ng-data"
+    if target.is_dir():
+        return target
+    build = Path(tempfile.mkdtemp(prefix=".scaling-espeak-", dir=tempfile.gettempdir()))
+    data = build / "espeak-ng-data"
+    variants = data / "voices" / "!v"
+    variants.mkdir(parents=True)
+    for entry in src.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry.resolve())
+    for entry in (src / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry.resolve())
+    for entry in (src / "voices" / "!v").iterdir():
+        (variants / entry.name).write_bytes(entry.read_bytes() + _STEADY.encode())
+    (variants / _NEUTRAL_VARIANT).write_text(f"language variant\nname {_NEUTRAL_VARIANT}{_STEADY}")
+    try:
+        os.rename(build, target.parent)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(build, ignore_errors=True)
+    return target
 
 
 def speak(text: str, voice: str, rate: int = 175) -> tuple[np.ndarray, list[tuple[int, int]]]:

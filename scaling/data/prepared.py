@@ -4,10 +4,10 @@ Training data order is a function of (seed, global window index) only. Epoch ``e
 documents drawn by :func:`scaling.data.streams.mixture` with (seed, e), packed and cut into
 exactly :meth:`PreparedData.n_train_windows` windows of ``context + 1`` tokens (see
 :mod:`scaling.data.packing`). The number of windows per epoch is fixed by epoch 0: the windows that
-one pass of ``draws`` documents fills, where ``draws`` is the number of training sentences (text
-mode) or training utterances (speech and interleaved modes). In interleaved mode each draw picks
-the text, interleaved or speech stream with probabilities ``data.mix``. Later epochs draw documents until
-they fill the same number of windows. Validation windows come from the ``val`` split with a fixed
+one pass of ``draws`` documents fills, where ``draws`` is the size of the largest stream drawn
+from (training sentences in text mode, training utterances otherwise). In interleaved mode each
+draw picks the text, interleaved or speech stream with probabilities ``data.mix``. Later epochs
+draw documents until they fill the same number of windows. Validation windows come from the ``val`` split with a fixed
 seed, so every run of a sweep is validated on the same tokens.
 
 Everything expensive (tokenizers, the built corpus) is cached under ``cache_root`` by content hash.
@@ -32,7 +32,7 @@ from scaling.data.records import Corpus
 from scaling.data.streams import AlignedUtterance, InterleavedStream, Stream, mixture, speech_stream, text_stream
 from scaling.data.units import Codebook
 from scaling.data.vocab import DEFAULT_TEXT_VOCAB, Vocabulary, build_vocabulary, train_text_tokenizer
-from scaling.data.wordnet import split_of
+from scaling.data.wordnet import load_sentences, split_of
 from scaling.errors import UserError, unknown_choice
 
 #: seed of the validation mixture (fixed so every run validates on the same tokens)
@@ -111,8 +111,8 @@ class PreparedData:
         self._word_tokens.update(zip(keys, pieces))
 
     def _draws(self, streams: list[Stream]) -> int:
-        """Documents in one pass: the sentences (text mode) or the utterances (other modes)."""
-        return len(streams[0]) if self.mode == "text" else len(streams[2])
+        """Documents in one pass: the size of the largest stream that is drawn from."""
+        return max(len(s) for s, p in zip(streams, self.probs) if p > 0)
 
     def _count_windows(self) -> int:
         draws = self._draws(self._train)
@@ -210,11 +210,11 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
     sentences = {s: [x for x in all_sentences if split_of(x) == s] for s in ("train", "val", "test")}
     corpus = open_corpus(config, cache_root, progress) if mode != "text" else None
     kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
-    vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir, sentences["train"])
+    vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir)
     return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave)
 
 
-def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None, train_sentences: list[str]) -> Vocabulary:
+def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:
     if kind == "units":
         base, base_key = None, None
     elif tokenizer_dir:
@@ -223,16 +223,18 @@ def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | 
             raise UserError(f"tokenizer_dir = {tokenizer_dir!r}: no such directory; expected a local Hugging Face tokenizer directory")
         base_key = _fingerprint(base)
     else:
-        recipe = default_tokenizer_recipe(train_sentences)
-        base = cached_dir(cache_root, "tokenizer", recipe, lambda d: train_text_tokenizer(train_sentences, d))
+        base = default_tokenizer(cache_root)
         base_key = base.name
     recipe = {"kind": kind, "n_units": n_units, "base": base_key}
     return Vocabulary(cached_dir(cache_root, "vocab", recipe, lambda d: build_vocabulary(d, kind, n_units, base)))
 
 
-def default_tokenizer_recipe(train_sentences: list[str]) -> dict:
-    """Cache recipe of the default byte-level BPE trained on ``train_sentences``."""
-    return {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": hashlib.sha256("\n".join(train_sentences).encode()).hexdigest()}
+def default_tokenizer(cache_root: Path) -> Path:
+    """The toolkit's default text tokenizer: a byte-level BPE of :data:`DEFAULT_TEXT_VOCAB` rows
+    trained on the training split of the shipped WordNet sentences (whatever the corpus), cached."""
+    train = [s for s in load_sentences() if split_of(s) == "train"]
+    recipe = {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": hashlib.sha256("\n".join(train).encode()).hexdigest()}
+    return cached_dir(Path(cache_root), "tokenizer", recipe, lambda d: train_text_tokenizer(train, d))
 
 
 def _fingerprint(directory: Path) -> str:
