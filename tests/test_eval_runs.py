@@ -81,7 +81,7 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
         text_lm.save_pretrained(tmp_path / "lm")
         AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
         spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"))
-    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY), spec=spec,
+    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), spec=spec,
                               device=torch.device("cpu"), model=_model(vocab), branch=None)
     metrics = benchmark_metrics(trainer, 7)
     speech = {"acc_stc", "acc_ssc", "acc_ms_stc", "acc_ms_ssc", "acc_sblimp", "acc_swuggy"}

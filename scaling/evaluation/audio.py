@@ -20,13 +20,12 @@ SILENT = 1e-4
 
 class AudioUnits:
     """``units_of`` for :func:`scaling.evaluation.scoring.evaluate`: a side's stored units, or
-    the units of its audio file (memoised by path)."""
+    the units of its audio file (memoised by path), with the extractor of ``corpus_config`` and the
+    codebook of its built ``corpus`` (:class:`scaling.data.records.Corpus`)."""
 
-    def __init__(self, bench: Benchmark, corpus_config, cache_root: Path):
-        from scaling.data.corpus import open_corpus
+    def __init__(self, bench: Benchmark, corpus_config, corpus):
         from scaling.data.units import Codebook, make_extractor
 
-        corpus = open_corpus(corpus_config, Path(cache_root), progress=False)
         self.k = corpus.k
         self.bench = bench
         self.extractor = make_extractor(corpus_config.units)

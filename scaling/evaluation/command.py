@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
     target = load_target(ref, corpus=args.corpus, device=device)
-    benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True)
+    benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
+                         corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None
     tasks = plan_tasks(target.vocab, tuple(dict.fromkeys(offline)), cross_modal=True, text_lm=target.text_lm is not None,
                        directions=directions)

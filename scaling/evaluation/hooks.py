@@ -62,7 +62,7 @@ def _context(trainer) -> _RunContext:
         vocab = ModelVocab.of(trainer.prep.vocab)
         spec = trainer.spec
         benches = Benchmarks(trainer.prep.corpus_config, store_root / "cache", speech=vocab.speech, limit=settings.pairs,
-                             official=dict(settings.official))
+                             official=dict(settings.official), corpus=trainer.prep.corpus)
         offline = tuple(s for s in settings.sets if s not in settings.official)
         tasks = plan_tasks(vocab, offline, cross_modal=settings.cross_modal,
                            text_lm=spec.init == "text-lm" and settings.cross_modal and vocab.text)

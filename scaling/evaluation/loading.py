@@ -21,11 +21,13 @@ from scaling.evaluation.tokens import ModelVocab
 
 @dataclass
 class Target:
-    """A loaded model and what scoring it needs. text_lm: (model, vocab) of its initial text LM or None."""
+    """A loaded model and what scoring it needs. corpus: its built corpus when already open (a
+    run's); text_lm: (model, vocab) of its initial text LM or None."""
 
     model: torch.nn.Module
     vocab: ModelVocab
     corpus_config: Any
+    corpus: Any
     text_lm: tuple[torch.nn.Module, ModelVocab] | None
     description: str
 
@@ -85,7 +87,7 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab.layout.vocab_size:
         raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
-    return Target(model, vocab, corpus_config, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
+    return Target(model, vocab, corpus_config, None, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
 
 
 def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
@@ -108,7 +110,7 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
         if not checkpoint.is_file():
             raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
         if lm_dir is not None:
-            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed)
+            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed, n_text_vocab=prep.n_text_vocab)
         else:
             model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -122,5 +124,5 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
     if corpus_config is not None and corpus_config != config:
         raise UserError(f"--corpus {corpus_config.name!r}: run {run.run_id} was trained on corpus {config.name!r}, whose codebook its units "
                         "come from; a run is scored on its own corpus (omit --corpus)")
-    return Target(model.to(device), ModelVocab.of(prep.vocab), config, text_lm,
+    return Target(model.to(device), ModelVocab.of(prep.vocab), config, prep.corpus, text_lm,
                   f"run {run.run_id} {spec.name}: {source} ({prep.vocab.layout.kind} vocabulary, corpus {config.name})")

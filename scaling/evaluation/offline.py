@@ -97,12 +97,14 @@ def text_benchmark(name: str, corpus_config, limit: int | None = None) -> Benchm
     return bench.head(min(limit or MAX_PAIRS, MAX_PAIRS))
 
 
-def speech_benchmark(name: str, corpus_config, cache_root: Path, limit: int | None = None, progress: bool = False) -> Benchmark:
-    """Set ``name`` with every side in text and units (built once per corpus and size, cached)."""
+def speech_benchmark(name: str, corpus_config, cache_root: Path, limit: int | None = None, progress: bool = False,
+                     corpus=None) -> Benchmark:
+    """Set ``name`` with every side in text and units (built once per corpus and size, cached).
+    ``corpus``: the corpus of ``corpus_config`` if already open (else it is built or found)."""
     from scaling.data.cache import cached_dir
     from scaling.data.corpus import open_corpus
 
-    corpus = open_corpus(corpus_config, Path(cache_root), progress=progress)
+    corpus = corpus or open_corpus(corpus_config, Path(cache_root), progress=progress)
     texts = text_benchmark(name, corpus_config, limit)
     recipe = {"set": name, "version": BUILD_VERSION, "corpus": corpus.dir.name, "pairs": len(texts.pairs)}
 

@@ -98,7 +98,8 @@ def official_tasks(name: str, bench: Benchmark, vocab: ModelVocab, directions: t
 class Benchmarks:
     """Loads benchmarks by name, each once: offline sets of ``corpus_config`` (in speech when
     ``speech``, else text only, which needs no corpus) or official sets from ``official`` paths;
-    cut to ``limit`` pairs. ``cache_root``: the store cache where speech builds live."""
+    cut to ``limit`` pairs. ``cache_root``: the store cache where corpora and speech builds live;
+    ``corpus``: the built corpus if already open (a run's ``prep.corpus``)."""
 
     corpus_config: Any
     cache_root: Path
@@ -106,6 +107,7 @@ class Benchmarks:
     limit: int | None = None
     official: dict[str, str] = field(default_factory=dict)
     progress: bool = False
+    corpus: Any = None
     _loaded: dict[str, Benchmark] = field(default_factory=dict)
     _units: dict[str, Any] = field(default_factory=dict)
 
@@ -116,7 +118,7 @@ class Benchmarks:
             elif self.corpus_config is None:
                 raise UserError(f"offline benchmark {name!r} needs a corpus; name the corpus the model was trained on (--corpus)")
             elif self.speech:
-                bench = speech_benchmark(name, self.corpus_config, self.cache_root, self.limit, self.progress)
+                bench = speech_benchmark(name, self.corpus_config, self.cache_root, self.limit, self.progress, self._corpus())
             else:
                 bench = text_benchmark(name, self.corpus_config, self.limit)
             self._loaded[name] = bench
@@ -132,8 +134,15 @@ class Benchmarks:
                 raise UserError(f"benchmark {name!r} ({bench.source}) has audio; name the corpus whose extractor and codebook the model's units come from (--corpus)")
             from scaling.evaluation.audio import AudioUnits
 
-            self._units[name] = AudioUnits(bench, self.corpus_config, self.cache_root)
+            self._units[name] = AudioUnits(bench, self.corpus_config, self._corpus())
         return self._units[name]
+
+    def _corpus(self):
+        if self.corpus is None:
+            from scaling.data.corpus import open_corpus
+
+            self.corpus = open_corpus(self.corpus_config, self.cache_root, progress=self.progress)
+        return self.corpus
 
 
 def run_tasks(model, vocab: ModelVocab, tasks: list[Task], benches: Benchmarks, *, mask_other_modality: bool = False,
