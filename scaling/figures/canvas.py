@@ -134,6 +134,10 @@ class Canvas:
         ax.margins(y=0.15)
         self._record(panel, series, "data", pos, values, extra={"category": list(labels), **(extra or {})})
 
+    def drew(self, role: str) -> bool:
+        """Whether anything of ``role`` has been drawn (to add a legend key only when it applies)."""
+        return any((frame["role"] == role).any() for frame in self.rows)
+
     def key(self, label: str, *, line: bool = False, dashed: bool = False, hollow: bool = False,
             band: bool = False) -> None:
         """A legend entry that explains a drawing convention (e.g. 'dashed: power-law fit'), in grey.

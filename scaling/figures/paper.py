@@ -60,7 +60,7 @@ def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
             env = fits.envelope(rows, c, m, meta.lower_is_better)
             canvas.line(m, env[c], env[m], f"{label}: best per compute", color=colour, role="envelope",
                         marker="o", label=label, extra={"run": env["run"]})
-            anchor = anchor or (float(env[c].iloc[0]), float(env[m].iloc[0]), label)
+            anchor = anchor or (float(env[c].iloc[0]), float(rows[c].max()), float(env[m].iloc[0]), label)
             curve = fits.power_law_curve(rows, c, m, meta.lower_is_better, ctx)
             if curve is not None:
                 canvas.line(m, curve.x, curve.y, f"{label}: fit {curve.label}", color=colour, dashed=True)
@@ -70,8 +70,8 @@ def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
                 ctx.note(f"{m}, {label}: {len(env)} best-per-compute point(s); a power law needs 3, none drawn")
         trend = fits.textless_trend(m)
         if trend is not None and anchor is not None:
-            x0, y0, who = anchor
-            xs = np.geomspace(df[c].min(), df[c].max(), 50)
+            x0, x1, y0, who = anchor
+            xs = np.geomspace(x0, x1, 50)
             ys = y0 * (xs / x0) ** trend.gamma
             canvas.reference_line(m, xs, ys, "textless trend", label=f"textless slope ({trend.source}), through first point",
                                   extra={"gamma": trend.gamma})
@@ -81,8 +81,10 @@ def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
             canvas.reference_points(m, ref["flops_6nd"], ref[m], "published SLMs",
                                     label="published SLMs (SIMS v1, Table 3)", extra={"run": ref["model"]})
     canvas.key("every run", hollow=True)
-    canvas.key("power-law fit to the best runs", line=True, dashed=True)
-    canvas.key("95 % bootstrap band", band=True)
+    if canvas.drew("fit"):
+        canvas.key("power-law fit to the best runs", line=True, dashed=True)
+    if canvas.drew("interval"):
+        canvas.key("95 % bootstrap band", band=True)
     fig, data = canvas.finish()
     return [Output("fig1_metric_vs_compute", data, figure=fig)]
 

@@ -90,7 +90,8 @@ def isoflop(ctx: Context) -> list[Output]:
         m = iso.result.minima
         canvas.points("isoflop", m["n_opt"], m["loss_opt"], "minima", color="#000000", role="minimum", marker="*",
                       size=ctx.style.marker_size * 2.2, label="parabola minimum", extra={"budget": m["c"]})
-        canvas.key("95 % bootstrap band", band=True)
+        if canvas.drew("interval"):
+            canvas.key("95 % bootstrap band", band=True)
         fig, data = canvas.finish()
         outputs.append(Output(f"isoflop_{slug(label)}", data, figure=fig))
     if not outputs:
@@ -118,7 +119,8 @@ def loss_vs_compute(ctx: Context) -> list[Output]:
     canvas.key("every run", hollow=True)
     canvas.key("best run per compute")
     canvas.key("fitted frontier L*(C) (Approach 3)", line=True)
-    canvas.key("95 % bootstrap band", band=True)
+    if canvas.drew("interval"):
+        canvas.key("95 % bootstrap band", band=True)
     fig, data = canvas.finish()
     return [Output("loss_vs_compute", data, figure=fig)]
 
@@ -149,7 +151,8 @@ def allocation(ctx: Context) -> list[Output]:
     for ref_label, n_ref, d_ref in fits.reference_allocations(c):
         canvas.reference_line("n_opt", n_ref.x, n_ref.y, ref_label, label=ref_label)
         canvas.reference_line("d_opt", d_ref.x, d_ref.y, ref_label)
-    canvas.key("95 % bootstrap band", band=True)
+    if canvas.drew("interval"):
+        canvas.key("95 % bootstrap band", band=True)
     fig, data = canvas.finish()
     return [Output("allocation", data, figure=fig)]
 
@@ -178,7 +181,8 @@ def isoloss(ctx: Context) -> list[Output]:
         canvas.points("isoloss", rows[cols.params], rows[cols.tokens], "runs", color="#000000", role="data",
                       hollow=True, label="runs", extra={"run": run_key(rows), "loss": rows[cols.loss]})
         canvas.key(f"fitted {metric(cols.loss).label.lower()} (contours)", line=True)
-        canvas.key("95 % bootstrap band", band=True)
+        if canvas.drew("interval"):
+            canvas.key("95 % bootstrap band", band=True)
         canvas.axes["isoloss"].set_xlim(n[0], n[-1])
         canvas.axes["isoloss"].set_ylim(d[0], d[-1])
         fig, data = canvas.finish()
