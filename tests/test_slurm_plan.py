@@ -144,7 +144,7 @@ def test_decisions_and_arrays_follow_state_attempts_and_dependencies(tmp_path):
             c.run_id: [JobRecord(f"{k}", f"{k}", c.run_id, "t", "now") for k in (1, 2, 3)]}
     queue = {"5_0": QueueEntry("5_0", "PENDING", "0:00", "Priority")}
     decisions = {x.spec.run_id: x for x in decide(store, specs, jobs, queue, SlurmSettings(max_attempts=3))}
-    assert decisions[a.run_id].action == "done" and decisions[lm30.run_id].action == "queued"
+    assert decisions[a.run_id].action == "done" and decisions[lm30.run_id].action == "live"
     assert decisions[b.run_id].action == "submit" and decisions[b.run_id].after_jobs == ()  # its text LM (20k) is done
     assert decisions[c.run_id].action == "gave-up" and "3 attempts" in decisions[c.run_id].detail
     assert decisions[d.run_id].action == "submit" and decisions[d.run_id].after_jobs == ("5_0",)
@@ -323,3 +323,36 @@ def test_the_paper_sweep_file_plans_on_an_8_gpu_partition():
     assert len(sweep.runs) == 20
     assert {size: r.gpus_per_node for size, r in requests.items()} == {"qwen2.5-0.5B": 1, "qwen2.5-1.5B": 4, "qwen2.5-3B": 4, "qwen2.5-7B": 8}
     assert all(30 <= resources_for(spec, settings, gpu).time_min <= 2880 for spec in sweep.runs)
+
+
+# ----------------------------------------------------------------------------- inside a job
+def test_job_signals_environment_and_key(monkeypatch):
+    import signal
+
+    from scaling.launch.slurm_job import SignalStop, job_key, set_distributed_env
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop = SignalStop().install()
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop() and stop.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGTERM)  # the SIGTERM that follows our own requeue does not hide the USR2
+        assert stop.signum == signal.SIGUSR2
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    monkeypatch.setenv("SLURM_JOB_ID", "12345")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    set_distributed_env()
+    assert "MASTER_ADDR" not in os.environ and job_key() == "12345"
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[07-08]")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "12300")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "45")
+    set_distributed_env()
+    assert (os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"], job_key()) == ("gpu07", "32345", "12300_45")

@@ -4,16 +4,18 @@ One launch:
 
 1. refreshes the manifest with ONE queue query (:func:`scaling.launch.manifest.refresh`);
 2. decides per run: done → skip; a live job → skip (relaunch is idempotent); trained by a live
-   process elsewhere (its lease) → skip; ``max_attempts`` submissions used up → give up; a text
-   LM it starts from failed → blocked; otherwise submit (a failed or interrupted run is resubmitted);
+   process elsewhere (its lease) → skip; ``max_attempts`` submissions used up (cancelled jobs do
+   not count) → give up; a text LM it starts from failed → blocked; otherwise submit (a failed or
+   interrupted run is resubmitted);
 3. checks every request before submitting anything: the partition exists, a node can hold it,
    compute nodes can see the store, and ``sbatch --test-only`` accepts it (account, QoS,
    constraint, …): bad input is one line and nothing is half-submitted;
 4. snapshots the code (:mod:`scaling.launch.snapshot`) and submits arrays — one per group of
    runs with equal resources and dependencies, split below MaxArraySize, each capped at
    ``%array_parallelism`` running tasks — with ``sbatch`` calls spaced ``submit_interval`` apart
-   and retried on transient errors (5 tries, back-off from 2·submit_interval, doubling); runs that start from a text LM pre-trained in
-   the same launch wait for it (``--dependency=afterok``, cancelled if it fails);
+   and retried on transient errors (5 tries, back-off from 2·submit_interval, doubling); runs
+   that start from a text LM pre-trained in the same launch wait for it (``--dependency=afterok``,
+   cancelled if it fails);
 5. appends each array's jobs to the manifest as soon as ``sbatch`` has returned their ids.
 
 Launches of one store are serialised by a lock; the run lease still guarantees one writer per run.
@@ -43,6 +45,8 @@ __all__ = ["launch_slurm", "slurm_available", "overview", "cancel_runs", "settin
 
 LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
 LOCAL_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
+ACTION_LABELS = {"done": "done", "live": "queued or running", "elsewhere": "trained elsewhere", "gave-up": "given up",
+                 "blocked": "blocked"}
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Decision:
     """What launch does with one run: 'submit' or a reason to leave it, plus what it waits for."""
 
     spec: RunSpec
-    action: str  # submit | done | queued | elsewhere | gave-up | blocked
+    action: str  # submit | done | live | elsewhere | gave-up | blocked
     detail: str = ""
     after_jobs: tuple[str, ...] = ()  # live jobs of its dependencies
     after_runs: tuple[str, ...] = ()  # dependencies submitted in this launch
@@ -102,11 +106,11 @@ def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRe
         status = run.status()
         jobs = jobs_by_run.get(spec.run_id, [])
         live = [j.job for j in jobs if j.job in queue and queue[j.job].live]
-        attempts = sum(1 for j in jobs if not j.cancelled)
+        attempts = sum(1 for j in jobs if not (j.cancelled or j.scheduler_state == "CANCELLED"))
         if status.get("state") in FINAL_STATES:
             decisions[spec.run_id] = Decision(spec, "done", status["state"])
         elif live:
-            decisions[spec.run_id] = Decision(spec, "queued", f"job {live[-1]} {queue[live[-1]].state}", after_jobs=(live[-1],))
+            decisions[spec.run_id] = Decision(spec, "live", f"job {live[-1]} {queue[live[-1]].state}", after_jobs=(live[-1],))
         elif holder := lease_holder(run):
             decisions[spec.run_id] = Decision(spec, "elsewhere", f"held by {holder}")
         elif attempts >= settings.max_attempts:
@@ -118,7 +122,7 @@ def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRe
                 d = decisions[dep.run_id]  # dependencies come first in ``specs``
                 if d.action == "done" and d.detail == "done":
                     continue
-                if d.action == "queued":
+                if d.action == "live":
                     after_jobs.extend(d.after_jobs)
                 elif d.action == "submit":
                     after_runs.append(dep.run_id)
@@ -292,7 +296,7 @@ def print_plan(sweep: Sweep, decisions: list[Decision], arrays: list[ArrayPlan],
         counts[d.action] = counts.get(d.action, 0) + 1
     n = counts.pop("submit", 0)
     verb = "submitted" if submitted else "would submit (dry run)"
-    rest = ", ".join(f"{c} {a}" for a, c in sorted(counts.items()))
+    rest = ", ".join(f"{c} {ACTION_LABELS[a]}" for a, c in sorted(counts.items()))
     say(f"sweep {sweep.name}: {verb} {n} run(s) in {len(arrays)} array(s)" + (f"; {rest}" if rest else "")
         + f"; follow with `scaling status {sweep.source}`")
 
@@ -311,7 +315,7 @@ class Overview:
         return jobs[-1] if jobs else None
 
 
-def overview(store: Store, query: Callable | None = None) -> Overview:
+def overview(store: Store) -> Overview:
     """Refresh the manifest with one queue query (none when no job is open) and return what is known.
 
     A scheduler that cannot be reached is reported in ``warning``; the manifest is then left as it is.
@@ -320,7 +324,7 @@ def overview(store: Store, query: Callable | None = None) -> Overview:
     if not manifest.exists():
         return Overview({}, {})
     try:
-        queue = refresh(manifest, query or scheduler.query_jobs)
+        queue = refresh(manifest, scheduler.query_jobs)
         warning = ""
     except SchedulerError as exc:
         queue, warning = {}, f"queue not read ({exc}); job states are the manifest's last word"
