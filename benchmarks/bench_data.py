@@ -35,14 +35,16 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         corpus_dir = build_corpus(config, cache, progress=False)
-        total = time.perf_counter() - t0
+        total, cpu = time.perf_counter() - t0, _cpu() - c0
         corpus = Corpus(corpus_dir)
         stages = corpus.meta["build_seconds"]
         for stage in ("plan", "codebook", "units", "write"):
             print(f"corpus {config.name:<8} {stage:<10} {stages[stage]:7.1f} s")
         print(f"corpus {config.name:<8} {'total':<10} {total:7.1f} s   ({corpus.meta['workers']} workers, {corpus.meta['n_utterances']} utterances)")
+        print(f"corpus {config.name:<8} {'cpu':<10} {cpu:7.1f} s   (this process + workers; / {os.cpu_count()} cores = "
+              f"{cpu / (os.cpu_count() or 1):.1f} s: the wall time on an otherwise idle machine, roughly)")
         for mode in ("text", "speech", "interleaved"):
             spec = DataSpec(mode=mode, corpus=args.corpus, context=args.context)
             t0 = time.perf_counter()
@@ -54,8 +56,17 @@ def main() -> None:
                 prep.train_window(n + i)  # epoch 1: packed from scratch
             t_epoch = time.perf_counter() - t0
             print(f"prepare  {mode:<12} {t_prep:7.1f} s   epoch of {n} windows x {args.context + 1} tokens: {t_epoch:5.2f} s")
+        print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print()
         print(format_stats(corpus_stats(corpus, prep.vocab.tokenizer)))
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 if __name__ == "__main__":

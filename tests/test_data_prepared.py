@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scaling.data import MARKER, PAD, SPEECH, TEXT, prepare_data
-from scaling.data.streams import TokenStream, mixture
+from scaling.data.streams import TokenStream, mixture, probabilities_for_token_shares
 from scaling.errors import UserError
 from scaling.spec import DataSpec
 
@@ -75,6 +75,18 @@ def test_mixture_probabilities():
     drawn = np.array([next(docs)[0][0] for _ in range(20000)])
     share = np.bincount(drawn, minlength=3) / len(drawn)
     assert np.allclose(share, (0.2024, 0.5433, 0.2543), atol=0.015)
+
+
+def test_mixing_by_token_share_and_accounting(inter):
+    p = probabilities_for_token_shares([10.0, 40.0, 50.0], [1 / 3, 1 / 3, 1 / 3])
+    assert np.allclose(np.array(p) * [10, 40, 50] / np.dot(p, [10, 40, 50]), 1 / 3)
+    stats = inter.stream_stats()
+    assert set(stats["streams"]) == {"text", "interleaved", "speech"}
+    assert abs(sum(s["token_share"] for s in stats["streams"].values()) - 1) < 1e-9
+    _, mod = _epoch_stream(inter)
+    counts = stats["epoch_target_tokens"]
+    assert counts["speech"] == (mod[1:] == SPEECH).sum() and counts["marker"] == (mod[1:] == MARKER).sum()
+    assert sum(counts.values()) == inter.n_train_windows() * inter.context, "every target counted once, by its modality"
 
 
 def test_interleaved_determinism_and_resampling(inter, cache):

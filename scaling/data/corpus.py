@@ -27,6 +27,7 @@ import numpy as np
 
 from scaling.data.cache import cached_dir
 from scaling.data.config import CorpusConfig, corpus_recipe, corpus_sentences, validate
+from scaling.data.espeak import synthesis_fingerprint
 from scaling.data.records import Corpus, UtteranceRecord, write_corpus
 from scaling.data.units import Codebook, dedup, fit_codebook, make_extractor
 from scaling.data.wordnet import split_of
@@ -34,7 +35,7 @@ from scaling.errors import UserError
 
 #: source name of synthesised utterances
 SOURCE = "espeak"
-_INLINE_BELOW = 200  # utterances; fewer are synthesised in this process (no worker start-up)
+_INLINE_BELOW = 200  # utterances; with workers = 0 (auto), fewer are synthesised in this process
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,12 @@ def build_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) 
     plan = plan_utterances(config, sentences)
     check_voices(list(config.voices) + list(config.heldout_voices))
     t_plan = time.perf_counter() - t0
-    workers = config.workers or os.cpu_count() or 1
-    with _Workers(config, workers if len(plan) >= _INLINE_BELOW else 1) as pool:
+    workers = config.workers or ((os.cpu_count() or 1) if len(plan) >= _INLINE_BELOW else 1)
+    with _Workers(config, workers) as pool:
         t0 = time.perf_counter()
         codebook_dir = _codebook(config, plan, cache_root, pool, progress)
         t_codebook = time.perf_counter() - t0
-        recipe = {"corpus": corpus_recipe(config, sentences), "codebook": codebook_dir.name}
+        recipe = {"corpus": corpus_recipe(config, sentences), "codebook": codebook_dir.name, "synthesis": synthesis_fingerprint()}
 
         def build(out: Path) -> None:
             t1 = time.perf_counter()
@@ -177,6 +178,7 @@ def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], cache_root: Pa
         return cached_dir(cache_root, "codebook", recipe, lambda d: codebook.save(d / "codebook.npz"))
     train = [p for p in plan if p.split == "train"]
     recipe = {"extractor": pool.source, "k": u.k, "seed": u.seed, "frames": u.kmeans_frames, "rate": config.rate,
+              "synthesis": synthesis_fingerprint(),
               "train": hashlib.sha256("\n".join(f"{p.id}\t{p.text}" for p in train).encode()).hexdigest()}
 
     def build(out: Path) -> None:

@@ -43,6 +43,7 @@ _RATE = 1
 _SILENCE = 1e-3  # amplitude (of full scale) below which trailing audio counts as silence
 _STEADY = "\nflutter 0\nroughness 8\nbreath 0\n"  # appended to every voice variant (see module doc)
 _NEUTRAL_VARIANT = "scaling"
+_BUFFER_MS = 1000  # audio handed to the callback per call (fewer, larger chunks)
 
 
 class _Event(ctypes.Structure):
@@ -70,7 +71,7 @@ class _Engine:
         self.lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
         data = _steady_data_dir(Path(espeakng_loader.get_data_path()))
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data.parent).encode(), _INITIALIZE_DONT_EXIT)
+        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, str(data.parent).encode(), _INITIALIZE_DONT_EXIT)
         if rate != SAMPLE_RATE:
             raise RuntimeError(f"espeak-ng initialisation failed (returned {rate}); data path {data}")
         self._libc = ctypes.CDLL(None)
@@ -125,6 +126,14 @@ def set_voice(voice: str, rate: int) -> None:
     """Select an espeak-ng voice (``language`` or ``language+variant``) and rate (words per
     minute); UserError for a voice espeak-ng does not know."""
     _engine().set_voice(voice, rate)
+
+
+def synthesis_fingerprint() -> dict:
+    """What determines the audio besides text, voice and rate: the espeak-ng wheel's version and
+    the steadying patch (part of every corpus cache key)."""
+    from importlib.metadata import version
+
+    return {"espeakng_loader": version("espeakng-loader"), "steady": _STEADY.strip()}
 
 
 def _steady_data_dir(src: Path) -> Path:

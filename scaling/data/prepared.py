@@ -154,6 +154,28 @@ class PreparedData:
         ids, mod = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
         return (ids, mod) if limit is None else (ids[:limit], mod[:limit])
 
+    def stream_stats(self) -> dict:
+        """Token accounting of the training data: per stream (text, interleaved, speech) its
+        documents, mean tokens per document (eos included), probability and expected token share;
+        per modality the tokens of one epoch's training targets (``ids[1:]`` of every window, as the
+        trainer counts them); and the probabilities that would give equal token shares."""
+        from scaling.data import MODALITY_NAMES
+        from scaling.data.streams import probabilities_for_token_shares
+
+        names = ("text", "interleaved", "speech")
+        mean = [float(np.mean([len(s.document(i, 0)[0]) for i in range(len(s))])) if len(s) else 0.0 for s in self._train]
+        expected = np.array([p * m for p, m in zip(self.probs, mean)])
+        share = expected / expected.sum()
+        _, mod = self._epoch(0)
+        counts = np.bincount(mod[1:], minlength=len(MODALITY_NAMES))
+        equal = [1.0 if len(s) else 0.0 for s in self._train]
+        return {
+            "streams": {n: {"documents": len(s), "mean_tokens": m, "probability": p, "token_share": float(sh)}
+                        for n, s, m, p, sh in zip(names, self._train, mean, self.probs, share)},
+            "epoch_target_tokens": {MODALITY_NAMES[c]: int(counts[c]) for c in MODALITY_NAMES},
+            "probabilities_for_equal_token_shares": probabilities_for_token_shares([m or 1.0 for m in mean], equal),
+        }
+
     def sources(self) -> list[str]:
         """Source names present in this mode's data (for ``exclude_sources``)."""
         text = [] if self.mode == "speech" else [TEXT_SOURCE]

@@ -10,6 +10,7 @@
 :func:`mixture` draws documents: each draw picks a stream with the given probabilities, and each
 stream walks through its own permutation of its documents, reshuffled when exhausted. Everything
 is a function of (seed, epoch), never of the number of processes that read the result.
+:func:`probabilities_for_token_shares` turns target token shares into those probabilities.
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ class InterleavedStream:
         u = self.utterances[i]
         return build_document(self.spoken_mask(i, epoch), u.group_tokens, u.group_start, u.group_end, u.unit_tokens,
                               u.unit_start, self.speech_marker, self.text_marker, self.eos_id)
+
+
+def probabilities_for_token_shares(mean_tokens: Sequence[float], shares: Sequence[float]) -> tuple[float, ...]:
+    """Stream probabilities that give the streams token shares ``shares`` (mixing by token share
+    rather than by probability): ``p_s ∝ share_s / mean_tokens_s``, where ``mean_tokens_s`` is the
+    mean length of a document of stream ``s`` (eos included). Streams with share 0 get 0."""
+    w = np.array([sh / m if sh > 0 else 0.0 for sh, m in zip(shares, mean_tokens)], dtype=float)
+    if not w.sum() > 0:
+        raise ValueError("token shares must give at least one stream with documents a positive share")
+    return tuple(float(x) for x in w / w.sum())
 
 
 def mixture(streams: Sequence[Stream], probs: Sequence[float], seed: int, epoch: int) -> Iterator[Document]:
