@@ -143,7 +143,9 @@ def test_cli_fits_a_results_table(table, tmp_path, capsys):
     assert "95% interval" in text and "1e+22" in text and "bootstrap: 50 of 50 refits over 24 runs" in text
     saved = json.loads(out.read_text())
     assert saved["provenance"]["selection"]["final_only"] is True and saved["provenance"]["seed"] == 1
-    assert main(["fit", str(table), "--approach", "2", "--tie", "alpha=beta"]) == 0
+    assert main(["fit", str(table), "--approach", "2", "--tie", "alpha=beta"]) == 2
+    assert "tie apply to Approach 3 only" in capsys.readouterr().err
+    assert main(["fit", str(table), "--approach", "2"]) == 0
     text = capsys.readouterr().out
     assert "Approach 2" in text and "4 budgets with an interior minimum" in text
     assert text.strip().endswith("nothing written (pass --json OUT to save the fit with its provenance)")

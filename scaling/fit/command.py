@@ -163,15 +163,15 @@ def _report(fit, args, rows_read, targets, np) -> str:
         derived = derived_quantities(fit.params, fit.law, fit.approach, ())
         lines.append("  " + ", ".join(f"{k} = {_g(v)}{_interval(fit.intervals.get(k), short=True)}" for k, v in derived.items()))
         alloc = compute_optimal(fit, np.asarray(targets, dtype=float))
-        lines.append(f"  {'C (FLOPs)':>12}{'N*':>16}{'D*':>16}{'D*/N*':>12}{'loss':>12}")
+        lines.append(f"  {'C (FLOPs)':>10}{'N*':>24}{'D*':>24}{'D*/N*':>20}{'loss':>12}")
         for i, cval in enumerate(targets):
             tag = f"@{cval:.3g}"
-            lines.append(f"  {cval:>12.3g}{_g(alloc.n_opt[i]):>16}{_g(alloc.d_opt[i]):>16}"
-                         f"{alloc.tokens_per_param[i]:>12.4g}{_g(alloc.loss[i]):>12}")
+            lines.append(f"  {cval:>10.3g}{_g(alloc.n_opt[i]):>24}{_g(alloc.d_opt[i]):>24}"
+                         f"{alloc.tokens_per_param[i]:>20.6g}{_g(alloc.loss[i]):>12}")
             if fit.intervals.get("n_opt" + tag):
-                lines.append(f"  {'':>12}{_interval(fit.intervals['n_opt' + tag], short=True):>16}"
-                             f"{_interval(fit.intervals['d_opt' + tag], short=True):>16}"
-                             f"{_interval(fit.intervals['tokens_per_param' + tag], short=True):>12}")
+                lines.append(f"  {'':>10}" + "".join(
+                    f"{_short_interval(fit.intervals[k + tag]):>{w}}"
+                    for k, w in (("n_opt", 24), ("d_opt", 24), ("tokens_per_param", 20))))
     except UserError as exc:
         lines.append(f"  none: {exc}")
     lines += ["", "diagnostics:"] + ["  " + s for s in _diagnostics(fit)]
@@ -194,6 +194,10 @@ def _interval(pair, short: bool = False) -> str:
         return ""
     text = f"[{_g(pair[0])}, {_g(pair[1])}]"
     return f" {text}" if short else f"   {text}"
+
+
+def _short_interval(pair) -> str:
+    return f"[{pair[0]:.4g}, {pair[1]:.4g}]"
 
 
 def _diagnostics(fit) -> list[str]:

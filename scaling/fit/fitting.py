@@ -83,9 +83,14 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
         diagnostics["warnings"] = list(diagnostics.get("warnings", [])) + ([
             f"{len(near)} other minima lie within {MINIMA_RTOL:g} of the best objective; "
             "the data do not single out one parameter vector"] if near else [])
-        start_desc = "Hoffmann et al. 4,500-point grid" if starts is None and law.name == "chinchilla" else (
-            "law grid" if starts is None else f"{len(np.atleast_2d(starts)) if not isinstance(starts, Mapping) else 1} given")
+        start_desc = _describe_starts(starts, law)
     else:
+        misplaced = [k for k, v in (("fixed", fixed), ("tie", tie), ("starts", starts)) if v]
+        if loss != "huber":
+            misplaced.append("loss")
+        if misplaced:
+            raise UserError(f"{', '.join(misplaced)} apply to Approach 3 only; approach {approach} fits power laws "
+                            "to compute-optimal points")
         if n is None:
             raise UserError(f"approach {approach} needs N (parameters)")
         if approach == 2:
@@ -132,6 +137,13 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
         fit = FitResult(fit.law, fit.params, fit.objective, fit.n_points, fit.approach, dict(boot.intervals),
                         diagnostics, provenance)
     return fit
+
+
+def _describe_starts(starts, law: Law) -> str:
+    if starts is None:
+        return "Hoffmann et al. 4,500-point grid" if law.name == "chinchilla" else f"{law.name} start grid"
+    count = 1 if isinstance(starts, Mapping) else len(starts)
+    return f"{count} given start{'s' if count != 1 else ''}"
 
 
 def _positive(name: str, values, length: int | None = None) -> np.ndarray:

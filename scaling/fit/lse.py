@@ -57,11 +57,6 @@ class Problem:
         w = None if weights is None else np.asarray(weights, dtype=float)
         return cls(x1 - m1, x2 - m2, np.log(np.asarray(y, dtype=float)), m1, m2, float(delta), w)
 
-    def with_weights(self, weights) -> "Problem":
-        """The same data with other point weights ((P,) or (S, P))."""
-        return Problem(self.x1, self.x2, self.ly, self.m1, self.m2, self.delta,
-                       None if weights is None else np.asarray(weights, dtype=float))
-
     def tables(self, dtype) -> dict:
         """Per-point arrays in ``dtype``: x1, x2, log y and the feature table
         (1, x1, x2, x1^2, x2^2, x1*x2) with shared weights folded in; cached per dtype."""
