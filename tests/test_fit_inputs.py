@@ -152,6 +152,9 @@ def test_cli_fits_a_results_table(table, tmp_path, capsys):
     assert main(["fit", str(table), "--holdout-above", "2e20", "--fix", "E=1.8"]) == 0
     text = capsys.readouterr().out
     assert "back-test: fitted on 18 points" in text and "absolute relative error" in text
+    assert main(["fit", str(table), "--json", str(out), "--compare", "chinchilla_unrounded", "--compare", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "compared allocations" in text and "chinchilla_unrounded" in text and text.count(str(out)) >= 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -159,6 +162,7 @@ def test_cli_fits_a_results_table(table, tmp_path, capsys):
     (["--fix", "E"], "--fix 'E': expected NAME=VALUE"),
     (["--where", "status~done"], "expected COLUMN=VALUE"),
     (["--json", "/nonexistent/dir/fit.json"], "directory '/nonexistent/dir' does not exist"),
+    (["--compare", "gpt5"], "unknown reference law 'gpt5'"),
 ])
 def test_cli_errors_are_one_line(table, capsys, argv, message):
     assert main(["fit", str(table), *argv]) == 2

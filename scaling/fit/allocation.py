@@ -130,4 +130,4 @@ def compare_allocations(fits: Mapping[str, FitResult | Mapping[str, float]], C) 
             rows.append({"c": c, "fit": name, "n_opt": alloc.n_opt[i], "d_opt": alloc.d_opt[i],
                          "tokens_per_param": alloc.tokens_per_param[i], "loss": alloc.loss[i],
                          "n_ratio": alloc.n_opt[i] / first.n_opt[i], "d_ratio": alloc.d_opt[i] / first.d_opt[i]})
-    return pd.DataFrame(rows).sort_values(["c", "fit"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values("c", kind="stable").reset_index(drop=True)

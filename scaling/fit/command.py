@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Approach 2: runs within this relative compute difference share a budget (default 0.05)")
     parser.add_argument("--skip-bad-budgets", action="store_true",
                         help="Approach 2: skip budgets without an interior minimum instead of refusing")
+    parser.add_argument("--compare", action="append", default=[], metavar="REF",
+                        help="print the allocation of another fit beside this one: a shipped reference law "
+                             "(e.g. chinchilla_unrounded, cuervo_marxer_speech) or a fit JSON; repeatable")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the fit (full precision, with provenance) to OUT")
 
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.fit.fitting import fit_law
     from scaling.fit.table import load_table
 
+    compared = _compared_fits(args.compare)
     n, d, y, kept = load_table(args.table, n=args.n, d=args.d, y=args.y, c=args.c, where=args.where,
                                all_rows=args.all_rows or args.approach == 1, include_diverged=args.include_diverged,
                                extra=[args.u] if args.u else [])
@@ -87,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         fit = fit_law(n, d, y, run_id=run_id, u=u, **options)
     print(_report(fit, args, selection["rows_read"], targets, np))
+    if compared:
+        print(_comparison({"this fit": fit, **compared}, targets))
     if args.holdout_above is not None:
         print(_backtest_report(test))
     if args.json:
@@ -229,6 +235,39 @@ def _diagnostics(fit) -> list[str]:
         out.append(f"bootstrap: {boot['resamples'] - boot['failed']} of {boot['resamples']} refits over "
                    f"{boot['units']} {boot['unit']}s (seed {fit.provenance.get('seed')})")
     return out
+
+
+def _compared_fits(names) -> dict:
+    """--compare REF values: shipped Chinchilla-form reference laws (params) or fit JSON files."""
+    from scaling.fit.references import REFERENCE_LAWS, reference_law
+    from scaling.fit.result import FitResult
+
+    fits = {}
+    for name in names:
+        if name in REFERENCE_LAWS or not Path(name).is_file():
+            ref = reference_law(name)
+            if ref.law != "chinchilla":
+                raise UserError(f"--compare {name}: reference law {name} has no chinchilla parameters")
+            fits[name] = ref.params
+        else:
+            try:
+                fits[name] = FitResult.from_json(json.loads(Path(name).read_text(encoding="utf-8")))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"--compare {name}: not JSON ({exc.msg})") from None
+    return fits
+
+
+def _comparison(fits, targets) -> str:
+    """Allocations of several fits at the same budgets (ratios relative to the first)."""
+    from scaling.fit.allocation import compare_allocations
+
+    table = compare_allocations(fits, targets)
+    lines = ["", "compared allocations (ratios relative to this fit):",
+             f"  {'C (FLOPs)':>10}  {'fit':<24}{'N*':>14}{'D*':>14}{'D*/N*':>10}{'N* ratio':>10}{'D* ratio':>10}"]
+    for row in table.itertuples():
+        lines.append(f"  {row.c:>10.3g}  {str(row.fit):<24}{row.n_opt:>14.5g}{row.d_opt:>14.5g}"
+                     f"{row.tokens_per_param:>10.4g}{row.n_ratio:>10.4g}{row.d_ratio:>10.4g}")
+    return "\n".join(lines)
 
 
 def _backtest_report(test) -> str:
