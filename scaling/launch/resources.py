@@ -210,7 +210,10 @@ class Resources:
         return [f"--{k}" if v is True else f"--{k}={v}" for k, v in self.sbatch_options().items()]
 
     def describe(self) -> str:
-        """Short human summary, e.g. '1 node x 2 tasks, 1 CPU, 2.3G, 0 GPU, 15m, debug'."""
+        """Short summary: nodes x tasks per node x CPUs per task, GPUs, memory, time limit, partition.
+
+        E.g. '2n x 8t x 8c, 8 GPU/node, 512.0G/node, 2880min, gpu'.
+        """
         gpu = f", {self.gpus_per_node} GPU/node" if self.gpus_per_node else ""
         return (f"{self.nodes}n x {self.tasks_per_node}t x {self.cpus_per_task}c{gpu}, "
                 f"{self.mem_mb_per_node / 1024:.1f}G/node, {self.time_min}min, {self.partition}")
