@@ -31,7 +31,7 @@ from typing import Mapping
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from scaling.errors import UserError
+from scaling.errors import UserError, unknown_choice
 from scaling.fit import lse
 from scaling.fit.laws import CHINCHILLA, Law
 from scaling.fit.objective import best_log_sigma, huber, huber_nll
@@ -102,7 +102,6 @@ def check_parameter(law: Law, name: str, value: float) -> None:
     """Raise a UserError unless ``name`` is a parameter of ``law`` and ``value`` fits it."""
     by_name = {p.name: p for p in law.parameters}
     if name not in by_name:
-        from scaling.errors import unknown_choice
         raise unknown_choice(f"parameter of law {law.name}", name, by_name)
     if not np.isfinite(value) or (by_name[name].log and value <= 0):
         raise UserError(f"fixed {name}={value} is invalid; expected a finite{' positive' if by_name[name].log else ''} number")

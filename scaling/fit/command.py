@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         extra["backtest"] = {"summary": test.summary, "held_out": test.held_out.to_dict("records")}
     else:
         fit = fit_law(n, d, y, run_id=run_id, u=u, **options)
-    print(_report(fit, args, selection["rows_read"], targets, np))
+    print(_report(fit, args, selection["rows_read"], targets))
     if compared:
         print(_comparison({"this fit": fit, **compared}, targets))
     if args.holdout_above is not None:
@@ -142,7 +142,9 @@ def _g(x: float) -> str:
     return f"{x:.7g}" if math.isfinite(x) else "nan"
 
 
-def _report(fit, args, rows_read, targets, np) -> str:
+def _report(fit, args, rows_read, targets) -> str:
+    import numpy as np
+
     from scaling.fit.allocation import compute_optimal, derived_quantities
     from scaling.fit.laws import get_law
 

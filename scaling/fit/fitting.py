@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+from importlib.metadata import PackageNotFoundError, version
 from typing import Mapping
 
 import numpy as np
+import scipy
 
 from scaling.errors import UserError
 from scaling.fit.approach3 import MINIMA_RTOL, fit_chinchilla, fit_generic
@@ -184,9 +186,6 @@ def _copy_labels(runs: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import scipy
     try:
         own = version("scaling")
     except PackageNotFoundError:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from scaling.errors import UserError
+from scaling.errors import UserError, unknown_choice
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,6 @@ def envelope(df: pd.DataFrame, x: str = "flops_6nd", y: str = "loss_val", lower_
     families). Rows with NaN in ``x`` or ``y`` are ignored."""
     for col in (x, y):
         if col not in df.columns:
-            from scaling.errors import unknown_choice
             raise unknown_choice("column", col, df.columns)
     data = df[np.isfinite(pd.to_numeric(df[x], errors="coerce")) & np.isfinite(pd.to_numeric(df[y], errors="coerce"))]
     data = data.sort_values([x, y], ascending=[True, lower_is_better], kind="stable")

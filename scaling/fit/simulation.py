@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UserError
+from scaling.fit.allocation import chinchilla_constants
+from scaling.fit.fitting import fit_law
 from scaling.fit.laws import Law, get_law
 
 
@@ -62,9 +64,6 @@ def simulate_fits(params: Mapping[str, float], n_grid, d_grid=None, noise: float
     """Fit ``repeats`` independent simulations of a planned sweep (Chinchilla law, Approach 3)
     and return one row of fitted parameters and allocation exponents a, b per repeat: the spread
     shows how well the sweep pins the law down. ``fit_options`` go to :func:`scaling.fit.fit_law`."""
-    from scaling.fit.allocation import chinchilla_constants
-    from scaling.fit.fitting import fit_law
-
     rows = []
     for r in range(repeats):
         df = simulate(params, n_grid, d_grid, noise, seed + r, c_grid=c_grid)
