@@ -176,7 +176,11 @@ def test_twelve_run_sweep_in_capped_arrays_finishes_and_collects(tmp_path, cache
     assert collected.returncode == 0, collected.stderr
     table = pd.read_csv(store / "results.csv")
     assert table["run_id"].nunique() == 12 and set(table["status"]) == {"done"}
-    assert all(len(jobs) == 1 for jobs in Manifest(Store(store)).by_run().values())
+    jobs = [jobs[0] for jobs in Manifest(Store(store)).by_run().values()]
+    assert len(jobs) == 12 and len({j.snapshot for j in jobs}) == 1
+    code = store.resolve() / "slurm" / "code" / jobs[0].snapshot / "scaling"
+    for run in Store(store).runs():  # the jobs ran the launch's snapshot, not the checkout
+        assert f"code {code}" in run.log_file.read_text().splitlines()[0]
 
 
 @pytest.mark.slow
