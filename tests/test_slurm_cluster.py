@@ -185,7 +185,7 @@ def test_twelve_run_sweep_in_capped_arrays_finishes_and_collects(tmp_path, cache
 
 @pytest.mark.slow
 def test_preempted_and_time_limited_runs_resume_from_their_checkpoints(tmp_path, cache):
-    pre_sweep, pre_store = make_sweep(tmp_path, cache, "preempt", {}, sizes=("20k",), tokens=(250_000,))
+    pre_sweep, pre_store = make_sweep(tmp_path, cache, "preempt", {}, sizes=("20k",), tokens=(400_000,))
     pre = load_sweep(pre_sweep).runs[0]
     launch(pre_sweep)
     run = Store(pre_store).run(pre.run_id)
