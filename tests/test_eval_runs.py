@@ -82,11 +82,12 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
         AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
         spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"))
     trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), spec=spec,
-                              device=torch.device("cpu"), model=_model(vocab), branch=None)
+                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=7))
+    early = benchmark_metrics(trainer, 3)
     metrics = benchmark_metrics(trainer, 7)
     speech = {"acc_stc", "acc_ssc", "acc_ms_stc", "acc_ms_ssc", "acc_sblimp", "acc_swuggy"}
     cross = {f"acc_ms_{b}_{d}" for b in ("stc", "ssc") for d in ("s2t", "t2s", "t2t", "textlm")}
-    assert set(metrics) == (speech | cross if mode == "interleaved" else speech)
+    assert set(metrics) == (speech | cross if mode == "interleaved" else speech) and set(early) == speech
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
     lines = (run.path / "benchmarks" / "step00000007.csv").read_text().splitlines()
     assert lines[0].startswith("column,pair,loglik_correct") and len(lines) > len(metrics)

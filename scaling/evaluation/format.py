@@ -122,6 +122,7 @@ def write_benchmark(path: Path, bench: Benchmark) -> None:
     header = {"format": FORMAT, "name": bench.name, "description": bench.description, "k": bench.k,
               "codebook": bench.codebook, "source": bench.source}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(header, sort_keys=True) + "\n")
         for p in bench.pairs:

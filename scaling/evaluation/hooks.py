@@ -5,13 +5,16 @@ evaluation point, the last one included; the accuracies it returns are merged in
 evaluation row (``evals.jsonl``) and so become columns of the collected table. Per-pair scores go
 to ``runs/<id>/benchmarks/step<step>.csv`` (``branch<i>-step<step>.csv`` at a decay branch's row).
 
-Cost is kept small: each set is cut to the store's ``pairs`` setting (default 128, see
-:mod:`scaling.evaluation.settings`), the sets are built once per corpus in the store cache and
-loaded once per run, and the text-LM reference (``acc_*_textlm``) is scored once per run.
+Cost is kept small (in the demo, a run's training is often shorter than one pass over the sets):
+each set is cut to the store's ``pairs`` setting (default 64, see
+:mod:`scaling.evaluation.settings`); cross-modal and text-LM columns of speech models are scored
+at final points only; the sets are built once per corpus in the store cache and loaded once per
+run; and the text-LM reference (``acc_*_textlm``) is scored once per run.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,20 +40,27 @@ _CONTEXTS: dict[str, _RunContext] = {}
 
 
 def benchmark_metrics(trainer, step: int) -> dict[str, float]:
-    """Accuracy (in [0, 1]) of every applicable benchmark column for ``trainer.model`` now."""
+    """Accuracy (in [0, 1]) of the benchmark columns due at this evaluation point of ``trainer``:
+    every column at a final point (the run's last step, or the end of a decay branch); for models
+    that read speech, only the speech columns (S→S and unprompted speech) at earlier points, since
+    cross-modal and text-LM columns are reported for final models (SIMS Table 2)."""
+    start = time.perf_counter()
     ctx = _context(trainer)
-    model_tasks = [t for t in ctx.tasks if not t.text_lm]
-    results = run_tasks(trainer.model, ctx.vocab, model_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
-                        score=ctx.settings.score, device=trainer.device)
-    lm_tasks = [t for t in ctx.tasks if t.text_lm and t.column not in ctx.text_lm_results]
+    final = trainer.branch is not None or step >= trainer.plan.n_steps
+    due = [t for t in ctx.tasks if final or not ctx.vocab.speech or t.direction in ("s2s", "s")]
+    results = run_tasks(trainer.model, ctx.vocab, [t for t in due if not t.text_lm], ctx.benches,
+                        mask_other_modality=ctx.settings.mask_other_modality, score=ctx.settings.score, device=trainer.device)
+    lm_tasks = [t for t in due if t.text_lm and t.column not in ctx.text_lm_results]
     if lm_tasks:
         text_lm = _load_text_lm(ctx.store_root, trainer.spec, trainer.device)
         for r in run_tasks(None, ctx.vocab, lm_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
                            score=ctx.settings.score, device=trainer.device, text_lm=text_lm):
             ctx.text_lm_results[r.column] = r
-    results += [ctx.text_lm_results[t.column] for t in ctx.tasks if t.text_lm]
+    results += [ctx.text_lm_results[t.column] for t in due if t.text_lm]
     name = f"step{step:08d}.csv" if trainer.branch is None else f"branch{trainer.branch}-step{step:08d}.csv"
     write_pair_scores(trainer.run.path / "benchmarks" / name, results)
+    print(f"benchmarks at step {step}: {len(results)} columns, {sum(r.n_pairs for r in results)} pairs in "
+          f"{time.perf_counter() - start:.1f}s", flush=True)
     return {r.column: r.accuracy for r in results}
 
 

@@ -172,6 +172,7 @@ def write_pair_scores(path: Path, results: list) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)
     with os.fdopen(fd, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["column", "pair", "loglik_correct", "loglik_wrong", "outcome", "voice", "kind"])
