@@ -264,7 +264,7 @@ def _units_task(task) -> Spoken | str:
 
 
 class _Workers:
-    """Speech-pipeline workers: ``workers`` spawned processes, or this process when 1."""
+    """Speech-pipeline workers: ``workers`` processes, or this process when 1."""
 
     def __init__(self, config: CorpusConfig, workers: int):
         self.config = config
@@ -277,7 +277,10 @@ class _Workers:
         if self.workers > 1:
             import multiprocessing
 
-            ctx = multiprocessing.get_context("spawn")
+            # fork (Linux) starts workers without re-importing the caller's main module, so it works
+            # from any script or notebook; spawn for HuBERT (torch after fork is unsafe) and elsewhere
+            fork = sys.platform.startswith("linux") and self.config.units.extractor != "hubert"
+            ctx = multiprocessing.get_context("fork" if fork else "spawn")
             self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.config.units, self.config.rate))
         else:
             from threadpoolctl import threadpool_limits
