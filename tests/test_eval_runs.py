@@ -139,6 +139,9 @@ def test_text_run_carries_benchmarks_into_the_table_and_eval_cli(tmp_path, cache
     saved = json.loads((tmp_path / "e.json").read_text())
     assert set(saved["results"]) == {"acc_sblimp_text", "acc_ms_stc_t2t"}
     assert (tmp_path / "e.pairs.csv").read_text().startswith("column,pair")
+    assert main(["eval", str(run_dir / "checkpoint"), "--bench", "sblimp", "--pairs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "latest.pt (step" in printed and "acc_sblimp_text" in printed
     assert main(["eval", str(run_dir / "model"), "--bench", "stc", "--corpus", "tiny", "--cache", str(cache)]) == 0
     assert "acc_stc_t2t" in capsys.readouterr().out
     assert main(["eval", str(run_dir / "model"), "--bench", "stc"]) == 2
