@@ -30,6 +30,12 @@ def content_key(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def cached_path(cache_root: Path, kind: str, recipe: dict[str, Any]) -> Path | None:
+    """The built ``<cache_root>/<kind>/<key>`` of ``recipe``, or None if it is not built yet."""
+    target = Path(cache_root) / kind / content_key(recipe)
+    return target if target.is_dir() else None
+
+
 def cached_dir(cache_root: Path, kind: str, recipe: dict[str, Any], build: Callable[[Path], None]) -> Path:
     """Return ``<cache_root>/<kind>/<key of recipe>``, calling ``build(tmp_dir)`` first if absent.
 

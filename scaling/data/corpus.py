@@ -17,6 +17,7 @@ interleaved stream. A voice espeak-ng does not know is an error before anything 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -25,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.data.cache import cached_dir
+from scaling.data.cache import cached_dir, cached_path, content_key
 from scaling.data.config import CorpusConfig, corpus_recipe, corpus_sentences, validate
-from scaling.data.espeak import synthesis_fingerprint
+from scaling.data.espeak import SAMPLE_RATE as SYNTH_RATE
+from scaling.data.espeak import SilentAudio, align_groups, set_voice, speak, synthesis_fingerprint
 from scaling.data.records import Corpus, UtteranceRecord, write_corpus
+from scaling.data.features import SAMPLE_RATE as FEATURE_RATE, resample
 from scaling.data.units import Codebook, dedup, fit_codebook, make_extractor
 from scaling.data.wordnet import split_of
 from scaling.errors import UserError
@@ -74,30 +77,26 @@ class SpeechPipeline:
 
     def audio(self, text: str, voice: str):
         """(16 kHz audio, word groups or None, problem) of ``text`` spoken by ``voice``."""
-        from scaling.data.espeak import SAMPLE_RATE, align_groups, speak
-        from scaling.data.features import resample
-
+        """(16 kHz audio, word groups or None, why not) of ``text`` spoken by ``voice``;
+        :class:`scaling.data.espeak.SilentAudio` (a ValueError) for empty or silent audio."""
         audio, events = speak(text, voice, self.rate)
         try:
-            groups, problem = align_groups(text, events, audio, SAMPLE_RATE), ""
+            groups, problem = align_groups(text, events, audio, SYNTH_RATE), ""
+        except SilentAudio:
+            raise
         except ValueError as exc:
             groups, problem = None, str(exc)
-        return resample(audio, SAMPLE_RATE), groups, problem
+        return resample(audio, SYNTH_RATE), groups, problem
 
     def features(self, text: str, voice: str) -> np.ndarray:
         """Frame features [T, D] of ``text`` spoken by ``voice``. ValueError for silent audio."""
-        audio, groups, problem = self.audio(text, voice)
-        if problem == "empty or silent audio":
-            raise ValueError(problem)
-        return self.extractor.features(audio)
+        return self.extractor.features(self.audio(text, voice)[0])
 
     def speak(self, text: str, voice: str) -> Spoken:
         """Units of ``text`` spoken by ``voice``. Raises ValueError for empty or silent audio."""
         audio, groups, problem = self.audio(text, voice)
-        if problem == "empty or silent audio":
-            raise ValueError(problem)
         units, durations = dedup(self.codebook.assign(self.extractor.features(audio)))
-        return Spoken(units, durations, groups, len(audio) / 16000.0, problem)
+        return Spoken(units, durations, groups, len(audio) / FEATURE_RATE, problem)
 
 
 def plan_utterances(config: CorpusConfig, sentences: list[str]) -> list[PlannedUtterance]:
@@ -117,8 +116,6 @@ def plan_utterances(config: CorpusConfig, sentences: list[str]) -> list[PlannedU
 
 def check_voices(voices) -> None:
     """UserError naming the first voice espeak-ng does not know."""
-    from scaling.data.espeak import set_voice
-
     for v in voices:
         set_voice(v, 175)
 
@@ -126,17 +123,23 @@ def check_voices(voices) -> None:
 def build_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Path:
     """Build ``config`` (or find it in the cache) and return the corpus directory."""
     config = validate(config)
+    cache_root = Path(cache_root)
     sentences = corpus_sentences(config)
     t0 = time.perf_counter()
     plan = plan_utterances(config, sentences)
+    source = make_extractor(config.units).source()
+    codebook_recipe = _codebook_recipe(config, plan, source)
+    recipe = {"corpus": corpus_recipe(config, sentences), "codebook": content_key(codebook_recipe), "synthesis": synthesis_fingerprint()}
+    found = cached_path(cache_root, "corpus", recipe)
+    if found is not None:
+        return found
     check_voices(list(config.voices) + list(config.heldout_voices))
     t_plan = time.perf_counter() - t0
     workers = config.workers or ((os.cpu_count() or 1) if len(plan) >= _INLINE_BELOW else 1)
     with _Workers(config, workers) as pool:
         t0 = time.perf_counter()
-        codebook_dir = _codebook(config, plan, cache_root, pool, progress)
+        codebook_dir = _codebook(config, plan, codebook_recipe, cache_root, pool, progress)
         t_codebook = time.perf_counter() - t0
-        recipe = {"corpus": corpus_recipe(config, sentences), "codebook": codebook_dir.name, "synthesis": synthesis_fingerprint()}
 
         def build(out: Path) -> None:
             t1 = time.perf_counter()
@@ -146,13 +149,12 @@ def build_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) 
             codebook = Codebook.load(codebook_dir / "codebook.npz")
             codebook.save(out / "codebook.npz")
             meta = {
-                "name": config.name, "config": asdict(config), "k": codebook.k,
-                "frame_s": make_extractor(config.units).frame_s, "voices": list(config.voices),
-                "heldout_voices": list(config.heldout_voices), "sources": [SOURCE], "codebook": codebook_dir.name,
-                "n_sentences": len(sentences), "n_planned": len(plan), "n_utterances": len(records), "skipped": skipped,
-                "workers": pool.workers,
+                "name": config.name, "config": asdict(config), "k": codebook.k, "frame_s": make_extractor(config.units).frame_s,
+                "voices": list(config.voices), "heldout_voices": list(config.heldout_voices), "sources": [SOURCE],
+                "codebook": codebook_dir.name, "n_sentences": len(sentences), "n_planned": len(plan),
+                "n_utterances": len(records), "skipped": skipped, "workers": pool.workers,
+                "build_seconds": {"plan": t_plan, "codebook": t_codebook, "units": t_units},
             }
-            meta["build_seconds"] = {"plan": t_plan, "codebook": t_codebook, "units": t_units}
             write_corpus(out, records, units, durations, meta)
             meta["build_seconds"]["write"] = time.perf_counter() - t1
             write_corpus_meta(out, meta)
@@ -162,24 +164,32 @@ def build_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) 
 
 def write_corpus_meta(directory: Path, meta: dict) -> None:
     """Rewrite corpus.json of a corpus directory being built."""
-    import json
-
     (Path(directory) / "corpus.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
-def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], cache_root: Path, pool: "_Workers", progress: bool) -> Path:
+def _codebook_recipe(config: CorpusConfig, plan: list[PlannedUtterance], source: dict) -> dict:
+    """What determines the codebook: a given file (by content), or the fit (extractor, k, seed,
+    frames, synthesis and the training utterances it samples)."""
     u = config.units
     if u.codebook:
         path = Path(u.codebook)
-        codebook = Codebook.load(path)
+        if not path.is_file():
+            raise UserError(f"corpus.units.codebook = {u.codebook!r} does not exist; expected a .npy of centroids [k, dim] or a saved .npz")
+        return {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "extractor": source}
+    train = [p for p in plan if p.split == "train"]
+    return {"extractor": source, "k": u.k, "seed": u.seed, "frames": u.kmeans_frames, "rate": config.rate,
+            "synthesis": synthesis_fingerprint(),
+            "train": hashlib.sha256("\n".join(f"{p.id}\t{p.text}" for p in train).encode()).hexdigest()}
+
+
+def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], recipe: dict, cache_root: Path, pool: "_Workers", progress: bool) -> Path:
+    u = config.units
+    if u.codebook:
+        codebook = Codebook.load(Path(u.codebook))
         if codebook.k != u.k:
             raise UserError(f"corpus.units.codebook {u.codebook!r} has {codebook.k} centroids; expected corpus.units.k = {u.k}")
-        recipe = {"file": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "extractor": pool.source}
         return cached_dir(cache_root, "codebook", recipe, lambda d: codebook.save(d / "codebook.npz"))
     train = [p for p in plan if p.split == "train"]
-    recipe = {"extractor": pool.source, "k": u.k, "seed": u.seed, "frames": u.kmeans_frames, "rate": config.rate,
-              "synthesis": synthesis_fingerprint(),
-              "train": hashlib.sha256("\n".join(f"{p.id}\t{p.text}" for p in train).encode()).hexdigest()}
 
     def build(out: Path) -> None:
         order = [train[i] for i in np.random.default_rng(u.seed).permutation(len(train))]

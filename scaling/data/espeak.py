@@ -46,6 +46,10 @@ _NEUTRAL_VARIANT = "scaling"
 _BUFFER_MS = 1000  # audio handed to the callback per call (fewer, larger chunks)
 
 
+class SilentAudio(ValueError):
+    """The synthesiser produced no audible sample."""
+
+
 class _Event(ctypes.Structure):
     _fields_ = [
         ("type", ctypes.c_int),
@@ -177,11 +181,12 @@ def align_groups(sentence: str, events: list[tuple[int, int]], audio: np.ndarray
     """Word groups from word-start events ``(text_position (1-based chars), audio_position ms)``.
 
     Each event starts a group at the word containing its character; a group ends where the next
-    starts, the last where the audio falls silent. Raises ValueError for empty or silent audio,
-    no events, the first word without an event, or a group whose end is not after its start."""
+    starts, the last where the audio falls silent. Raises :class:`SilentAudio` for empty or silent
+    audio, and ValueError for no event on the first word or a group whose end is not after its
+    start."""
     loud = np.flatnonzero(np.abs(audio) > _SILENCE)
     if len(loud) == 0:
-        raise ValueError("empty or silent audio")
+        raise SilentAudio("empty or silent audio")
     starts_char, pos = [], 0
     for word in sentence.split():
         pos = sentence.index(word, pos)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
