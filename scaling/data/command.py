@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return _build(args)
     if args.data_command == "stats":
         return _stats(args)
-    raise UserError("scaling data: expected a subcommand: build CONFIG or stats DIR")
+    raise UserError("expected a subcommand: build CONFIG or stats DIR")
 
 
 def _build(args: argparse.Namespace) -> int:

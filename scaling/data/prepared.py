@@ -73,6 +73,7 @@ class PreparedData:
         self._word_tokens: dict[int, list[list[int]]] = {}
         self._train = self._streams("train", (), self.seed)
         self._epochs: OrderedDict[int, Document] = OrderedDict()
+        self._val: dict[tuple[str, ...], Document] = {}
         self._n_windows = self._count_windows()
 
     def _streams(self, split: str, exclude_sources: tuple[str, ...], seed: int) -> list[Stream]:
@@ -146,12 +147,15 @@ class PreparedData:
         the training mixture of this mode and a fixed seed; the tail is padded with PAD.
         ``exclude_sources``: source names to leave out (see :meth:`sources`); ``limit``: at most
         that many windows (the first ones)."""
-        streams = self._streams("val", tuple(exclude_sources), VAL_SEED)
-        if not any(len(s) and p > 0 for s, p in zip(streams, self.probs)):
-            raise UserError(f"validation split is empty after excluding sources {list(exclude_sources)}; expected some of {self.sources()}")
-        docs = mixture(streams, self.probs, VAL_SEED, 0)
-        ids, mod = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
-        return (ids, mod) if limit is None else (ids[:limit], mod[:limit])
+        key = tuple(sorted(set(exclude_sources)))
+        if key not in self._val:
+            streams = self._streams("val", key, VAL_SEED)
+            if not any(len(s) and p > 0 for s, p in zip(streams, self.probs)):
+                raise UserError(f"validation split is empty after excluding sources {list(key)}; expected some of {self.sources()}")
+            docs = mixture(streams, self.probs, VAL_SEED, 0)
+            self._val[key] = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
+        ids, mod = self._val[key]
+        return (ids.copy(), mod.copy()) if limit is None else (ids[:limit].copy(), mod[:limit].copy())
 
     def stream_stats(self) -> dict:
         """Token accounting of the training data: per stream (text, interleaved, speech) its
