@@ -67,7 +67,7 @@ class CorpusConfig:
 
 PRESETS: dict[str, CorpusConfig] = {
     "default": CorpusConfig(),
-    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100)),
+    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100, kmeans_frames=30_000)),
     "tiny": CorpusConfig(name="tiny", max_sentences=40, voices=("en-us+m3", "en+f3"), heldout_voices=("en-gb-scotland+m4",), units=UnitConfig(k=32, kmeans_frames=5000)),
 }
 
