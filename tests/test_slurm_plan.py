@@ -343,16 +343,11 @@ def test_job_signals_environment_and_key(monkeypatch):
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-    for key in ("MASTER_ADDR", "MASTER_PORT", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
-    monkeypatch.setenv("SLURM_JOB_ID", "12345")
-    monkeypatch.setenv("SLURM_NTASKS", "1")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
+    monkeypatch.setattr(os, "environ", env)  # what the job sets must not leak into later tests' sbatch calls
+    env.update(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="12345", SLURM_NTASKS="1", MASTER_ADDR="login1", WORLD_SIZE="8")
     set_distributed_env()
-    assert "MASTER_ADDR" not in os.environ and job_key() == "12345"
-    monkeypatch.setenv("SLURM_NTASKS", "4")
-    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[07-08]")
-    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "12300")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "45")
+    assert "MASTER_ADDR" not in env and "WORLD_SIZE" not in env and job_key() == "12345"
+    env.update(SLURM_NTASKS="4", SLURM_JOB_NODELIST="gpu[07-08]", SLURM_ARRAY_JOB_ID="12300", SLURM_ARRAY_TASK_ID="45")
     set_distributed_env()
-    assert (os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"], job_key()) == ("gpu07", "32345", "12300_45")
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"], job_key()) == ("gpu07", "32345", "12300_45")

@@ -2,9 +2,10 @@
 
 :class:`TrainJob` is the callable Submitit pickles. On the compute node it
 
-* sets up torch.distributed for a multi-task job from the SLURM environment (ranks from
+* sets up torch.distributed for a multi-task job from the SLURM environment alone (ranks from
   ``SLURM_PROCID``/``SLURM_NTASKS``, the master address is the job's first node, the port is
-  derived from the job id so that jobs sharing a node do not collide);
+  derived from the job id so that jobs sharing a node do not collide; whatever the submitting
+  shell exported is ignored);
 * traps SIGUSR2 (the time-limit warning, sent ``signal_delay`` seconds before the limit, or a
   preemption notice through ``scancel --signal=USR2``), SIGTERM (``scancel``, ``scontrol requeue``,
   preemption) and SIGINT: training saves a checkpoint at the next step and returns ``stopped``;
@@ -129,11 +130,17 @@ def job_key() -> str:
 
 
 def set_distributed_env() -> None:
-    """MASTER_ADDR/MASTER_PORT for a multi-task job: first node of the job, port 20000 + job id mod 20000."""
-    if int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
-        return
-    os.environ.setdefault("MASTER_ADDR", submitit.JobEnvironment().hostnames[0])
-    os.environ.setdefault("MASTER_PORT", str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))
+    """The torch.distributed environment of this task, from SLURM alone.
+
+    Ranks come from ``SLURM_PROCID``/``SLURM_NTASKS``, so torchrun's variables and any master
+    address a submitting shell exported (sbatch passes its environment on) are dropped. A
+    multi-task job sets MASTER_ADDR to its first node and MASTER_PORT to 20000 + job id mod 20000.
+    """
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        os.environ.pop(key, None)
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        os.environ["MASTER_ADDR"] = submitit.JobEnvironment().hostnames[0]
+        os.environ["MASTER_PORT"] = str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000)
 
 
 def requeue(job_id: str) -> None:
