@@ -113,6 +113,14 @@ def test_silent_audio_and_codebook_mismatch_are_errors(tmp_path, cache, vocabs):
         run_tasks(_model(vocabs["speech"]), small, tasks, benches)
     with pytest.raises(UserError, match="vocabulary mismatch: benchmark 'stc'.*k=32.*16 unit tokens"):
         run_tasks(_model(vocabs["speech"]), small, [Task("acc_stc", "stc", "s2s")], benches)
+    from scaling.data.corpus import open_corpus
+    from scaling.evaluation.format import Benchmark, Pair, Segment, write_benchmark
+
+    write_benchmark(tmp_path / "other.jsonl", Benchmark("other", (Pair("p", Segment(units=np.array([1])), Segment(units=np.array([2]))),),
+                                                         k=32, codebook="not-this-one"))
+    opened = Benchmarks(TINY, cache, speech=True, official={"other": str(tmp_path / "other.jsonl")}, corpus=open_corpus(TINY, cache))
+    with pytest.raises(UserError, match="codebook not-this-one, but the model's corpus uses codebook"):
+        run_tasks(_model(vocabs["speech"]), vocab, official_tasks("other", opened.get("other"), vocab), opened)
 
 
 def test_text_run_carries_benchmarks_into_the_table_and_eval_cli(tmp_path, cache, capsys):

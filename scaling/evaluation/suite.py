@@ -147,13 +147,20 @@ class Benchmarks:
 
 def run_tasks(model, vocab: ModelVocab, tasks: list[Task], benches: Benchmarks, *, mask_other_modality: bool = False,
               score: str = "sequence", device="cpu", text_lm=None) -> list:
-    """Score every task; ``text_lm``: (model, ModelVocab) of the initial text LM for ``_textlm`` tasks."""
+    """Score every task; ``text_lm``: (model, ModelVocab) of the initial text LM for ``_textlm`` tasks.
+
+    Speech is checked against the model's units: the codebook size (always) and, when the model's
+    corpus is open, the codebook identity a benchmark file declares."""
     from scaling.evaluation.scoring import evaluate
 
     results = []
     for task in tasks:
         bench = benches.get(task.bench)
         if "speech" in DIRECTIONS[task.direction]:
+            own = benches.corpus.meta.get("codebook") if benches.corpus is not None else None
+            if bench.codebook and own and bench.codebook != own:
+                raise UserError(f"vocabulary mismatch: benchmark {bench.name!r} ({bench.source}) has units of codebook {bench.codebook}, "
+                                f"but the model's corpus uses codebook {own}; expected units of the model's own codebook")
             units = benches.units_of(task.bench)
             if units is not None and units.k != vocab.layout.n_units:
                 raise UserError(f"vocabulary mismatch: the corpus codebook has k={units.k} but the model's vocabulary "
