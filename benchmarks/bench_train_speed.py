@@ -13,6 +13,8 @@ measured in this process at the same thread count, the higher of two measurement
 and after the timing.
 
 Targets (issue 5): engine / HF ≥ 1.3 at 1M parameters and ≥ 1.0 at 10M; MFU of the 10M model ≥ 50 %.
+The Hugging Face ``Trainer`` needs ``accelerate`` (``pip install 'accelerate>=1.1'``), which the
+toolkit itself does not.
 
     .venv/bin/python benchmarks/bench_train_speed.py [--sizes 1M,10M] [--threads 1]
 """

@@ -2,7 +2,7 @@
 
 A run given several processes trains data-parallel: every rank reads its slice of the same
 global batch (:func:`rank_rows`), gradients are summed with one all-reduce per step of one flat
-buffer (:class:`FlatGrads`; gloo on CPU, NCCL on GPU).
+buffer (:func:`all_reduce_grads`; gloo on CPU, NCCL on GPU).
 """
 
 from __future__ import annotations
@@ -59,36 +59,23 @@ def rank_rows(batch_size: int, world: World) -> tuple[int, int]:
     return lo, lo + per + (1 if world.rank < extra else 0)
 
 
-class FlatGrads:
-    """Every parameter's gradient as a view into one flat buffer.
+def all_reduce_grads(params: list[torch.nn.Parameter], world: World) -> None:
+    """Sum the gradients of every rank in one flat all-reduce.
 
-    Backward accumulates into the views in place, so zeroing is one memset, the data-parallel
-    sum is one all-reduce without copies, and clipping is one norm and one scale.
+    A parameter without a gradient on this rank (its micro-batches had no label tokens) takes part
+    with zeros, so every rank reduces the same buffer.
     """
-
-    def __init__(self, params: list[torch.nn.Parameter]):
-        dtypes = {p.dtype for p in params}
-        if len(dtypes) != 1:
-            raise ValueError(f"parameters of several dtypes {sorted(map(str, dtypes))}; expected one")
-        self.flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
-        offset = 0
-        for p in params:
-            p.grad = self.flat[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
-
-    def zero(self) -> None:
-        self.flat.zero_()
-
-    def all_reduce(self, world: World) -> None:
-        """Sum the gradients of every rank."""
-        if world.size > 1:
-            dist.all_reduce(self.flat, op=dist.ReduceOp.SUM)
-
-    def clip(self, max_norm: float) -> torch.Tensor:
-        """Scale the gradients so that their global L2 norm is at most ``max_norm``; returns the norm before."""
-        norm = torch.linalg.vector_norm(self.flat)
-        self.flat.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
-        return norm
+    if world.size == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
 
 
 def barrier(world: World) -> None:

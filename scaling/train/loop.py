@@ -41,7 +41,7 @@ from scaling.models import count_params, flops_per_token
 from scaling.spec import RunSpec
 from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
 from scaling.train.checkpoint import load_checkpoint, save_checkpoint
-from scaling.train.distributed import FlatGrads, World, barrier, broadcast_flag, rank_rows
+from scaling.train.distributed import World, all_reduce_grads, barrier, broadcast_flag, rank_rows
 from scaling.train.schedule import Plan, Stretch, learning_rate
 
 __all__ = ["Accounting", "Plan", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
@@ -146,8 +146,7 @@ class Trainer:
                             f"but the model has {built:,}; expected the spec to describe the model (for init_from, its architecture)")
         self.flops = flops_per_token(self.spec.model, self.counts, self.prep.vocab_size, self.spec.data.context)
         self.model.to(self.device)
-        params = list(self.model.parameters())
-        self.grads = FlatGrads(params)
+        self.params = params = list(self.model.parameters())
         t = self.spec.train
         self.optimizer = torch.optim.AdamW(
             [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
@@ -251,7 +250,7 @@ class Trainer:
         lr = learning_rate(self.spec.train, step, self.plan.n_steps, None if self.branch is None else stretch.end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.grads.zero()
+        self.optimizer.zero_grad(set_to_none=True)  # backward then hands its gradients over without a copy
         loss_sum = torch.zeros((), device=self.device)
         for start in range(lo, hi, micro):
             y = labels[start:min(hi, start + micro)]
@@ -264,10 +263,10 @@ class Trainer:
             loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100, reduction="sum")
             (loss / n_label).backward()
             loss_sum += loss.detach()
-        self.grads.all_reduce(self.world)
+        all_reduce_grads(self.params, self.world)
         if self.world.size > 1:
             torch.distributed.all_reduce(loss_sum)
-        self.grads.clip(self.spec.train.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.params, self.spec.train.grad_clip, foreach=True)
         self.optimizer.step()
         self.step += 1
         self.lr = lr
