@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 
-.PHONY: demo test test-fast install clean-demo
+.PHONY: demo test test-slow test-all install clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/scaling demo
 
+# The default suite: everything but the slow integration tests (a few minutes on 2 cores).
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests
-
-test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow" tests
+
+# The slow integration tests (SLURM cluster sweeps, preemption, multi-task runs); CI runs them too.
+test-slow: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m slow tests
+
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests
 
 clean-demo:
 	rm -rf results/demo

@@ -267,6 +267,12 @@ class Lease:
             return self
         raise LeaseHeld(self.holder())
 
+    def live_holder(self) -> str | None:
+        """Who holds this run's lease when a live process does, else None (read-only)."""
+        if self.run.lease_file.exists() and not self._stale():
+            return self.holder()
+        return None
+
     def holder(self) -> str:
         try:
             info = json.loads(self.run.lease_file.read_text())

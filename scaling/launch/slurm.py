@@ -89,10 +89,7 @@ def settings_flags(args: argparse.Namespace) -> dict:
 
 def lease_holder(run: RunDir) -> str | None:
     """Who holds the run's lease, when a live process does (read-only: the lease is not touched)."""
-    probe = Lease(run)
-    if run.lease_file.exists() and not probe._stale():
-        return probe.holder()
-    return None
+    return Lease(run).live_holder()
 
 
 def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRecord]], queue: dict,
