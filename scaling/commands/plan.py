@@ -29,7 +29,6 @@ def measured_flops_per_second(store) -> tuple[float | None, str]:
 def run(args: argparse.Namespace) -> int:
     from scaling.layout import vocab_layout
     from scaling.models import count_params, flops_per_token
-    from scaling.train.entry import dependencies
     from scaling.launch.local import order_with_dependencies
 
     sweep, store = open_sweep(args)

@@ -51,8 +51,10 @@ class PreparedData:
     """
 
     def __init__(self, data_spec, vocab: Vocabulary, seed: int, corpus_config: CorpusConfig,
-                 sentences: dict[str, list[str]], corpus: Corpus | None, resample_interleave: bool = True):
+                 sentences: dict[str, list[str]], corpus: Corpus | None, resample_interleave: bool = True,
+                 cache_root: Path | None = None):
         self.spec = data_spec
+        self.cache_root = cache_root
         self.mode = data_spec.mode
         self.vocab = vocab
         lay = vocab.layout
@@ -81,7 +83,7 @@ class PreparedData:
         lay = self.vocab.layout
         use_text = self.mode != "speech" and TEXT_SOURCE not in exclude_sources
         sentences = self._sentences[split] if use_text else []
-        text = text_stream(self.vocab.encode_batch(sentences) if sentences else [], lay.eos_id)
+        text = text_stream(self._encode(sentences) if sentences else [], lay.eos_id)
         records = self.corpus.select(split, exclude_sources=exclude_sources) if self.corpus is not None else []
         speech = speech_stream([self._unit_tokens(r) for r in records], lay.eos_id)
         aligned = [r for r in records if r.groups is not None] if self.mode == "interleaved" else []
@@ -107,8 +109,29 @@ class PreparedData:
         """Token pieces of every word of every corpus sentence, in one batched tokenizer call."""
         by_sentence = {r.sentence: r.words for r in self.corpus.records if r.groups is not None}
         keys = sorted(by_sentence)
-        pieces = self.vocab.encode_words_batch([list(by_sentence[k]) for k in keys])
-        self._word_tokens.update(zip(keys, pieces))
+        prefix = self.vocab.layout.word_prefix
+        words = [list(by_sentence[k]) for k in keys]
+        flat = self._encode([w if i == 0 else prefix + w for ws in words for i, w in enumerate(ws)])
+        pos = 0
+        for key, ws in zip(keys, words):
+            self._word_tokens[key] = flat[pos: pos + len(ws)]
+            pos += len(ws)
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        """``vocab.encode_batch(texts)``, memoised on disk under the cache (tokenizing the corpus is
+        most of a run's data preparation, and every run of a sweep asks for the same tokens)."""
+        if self.cache_root is None:
+            return self.vocab.encode_batch(texts)
+
+        def build(directory: Path) -> None:
+            ids = self.vocab.encode_batch(texts)
+            np.savez(directory / "tokens.npz", flat=np.fromiter((t for x in ids for t in x), dtype=np.int64),
+                     lengths=np.array([len(x) for x in ids], dtype=np.int64))
+
+        recipe = {"vocab": self.vocab.dir.name, "texts": hashlib.sha256("\n".join(texts).encode()).hexdigest()}
+        with np.load(cached_dir(self.cache_root, "tokens", recipe, build) / "tokens.npz") as data:
+            flat, ends = data["flat"].tolist(), np.cumsum(data["lengths"]).tolist()
+        return [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
     def _draws(self, streams: list[Stream]) -> int:
         """Documents in one pass: the size of the largest stream that is drawn from."""
@@ -236,7 +259,7 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
     corpus = open_corpus(config, cache_root, progress) if mode != "text" else None
     kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
     vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir)
-    return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave)
+    return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave, cache_root)
 
 
 def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:

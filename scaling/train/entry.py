@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Callable
 import torch
 
 from scaling.errors import UserError
-from scaling.spec import RunSpec, TrainSpec, DataSpec
-from scaling.store import FINAL_STATES, Lease, LeaseHeld, RunDir, Store, now, write_json_atomic
+from scaling.spec import RunSpec, DataSpec
+from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now, write_json_atomic
 from scaling.train.distributed import World, init_process_group, world_from_env
 
 
@@ -79,17 +78,22 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         raise UserError(f"unknown run {run_id!r} in store {str(store_root)!r}")
     world = world_from_env()
     spec = run.spec()
-    if world.is_main and run.status().get("state") in FINAL_STATES:
-        return "skipped"
-    lease = Lease(run, owner=host_info()) if world.is_main else None
+    init_process_group(world)
+    device = pick_device()
+    # rank 0 decides (finished / held elsewhere / go) and every rank follows, so none waits forever
+    decision, lease = "go", None
+    if world.is_main:
+        if run.status().get("state") in FINAL_STATES:
+            decision = "skipped"
+        else:
+            try:
+                lease = Lease(run, owner=host_info()).acquire()
+            except LeaseHeld:
+                decision = "busy"
+    decision = broadcast_decision(decision, world, device)
+    if decision != "go":
+        return decision
     try:
-        if lease:
-            lease.acquire()
-    except LeaseHeld:
-        return "busy"
-    try:
-        init_process_group(world)
-        device = pick_device()
         if world.is_main:
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
@@ -154,6 +158,16 @@ class StopFlag:
 
     def __call__(self) -> bool:
         return self.raised
+
+
+def broadcast_decision(decision: str, world: World, device: torch.device) -> str:
+    """Rank 0's decision, on every rank."""
+    if world.size == 1:
+        return decision
+    choices = ("go", "skipped", "busy")
+    code = torch.tensor([choices.index(decision)], device=device)
+    torch.distributed.broadcast(code, src=0)
+    return choices[int(code.item())]
 
 
 def _benchmark_hook():
