@@ -64,7 +64,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, fit, print, and write the JSON if asked."""
-    import numpy as np
 
     from scaling.fit.backtesting import backtest
     from scaling.fit.fitting import fit_law
