@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -157,3 +156,24 @@ def test_text_run_carries_benchmarks_into_the_table_and_eval_cli(tmp_path, cache
     assert main(["eval", str(run_dir), "--bench", "sblimpp"]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'sblimp'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_hook_skips_sets_a_corpus_cannot_provide(tmp_path, cache, vocabs, capsys):
+    from dataclasses import replace
+
+    from scaling.evaluation.hooks import benchmark_metrics
+
+    words = ["birds", "sing", "near", "rivers", "during", "spring", "mornings", "loudly"]
+    (tmp_path / "s.txt").write_text("".join(f"Birds {' '.join(words[i % 5:i % 5 + 3])} blorp{i} zeb{i} quix{i}\n" for i in range(400)))
+    config = replace(TINY, name="odd", sentences=str(tmp_path / "s.txt"), max_sentences=0)
+    build_vocabulary(tmp_path / "text", "text", 0, vocabs["text_lm"])
+    store = tmp_path / "store"
+    link_cache(store, cache)
+    run = RunDir(store / "runs" / "r-text")
+    run.path.mkdir(parents=True)
+    vocab = Vocabulary(tmp_path / "text")
+    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), spec=SimpleNamespace(init="scratch"),
+                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=1))
+    metrics = benchmark_metrics(trainer, 1)
+    assert "acc_ms_stc_t2t" in metrics and "acc_sblimp_text" not in metrics
+    assert "skipping sblimp: offline benchmark 'sblimp': corpus 'odd' yields no pairs" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.evaluation.offline import Unavailable
 from scaling.evaluation.settings import EvalSettings, load_settings
 from scaling.evaluation.suite import Benchmarks, Task, official_tasks, plan_tasks, run_tasks, write_pair_scores
 from scaling.evaluation.tokens import ModelVocab
@@ -73,13 +74,23 @@ def _context(trainer) -> _RunContext:
         spec = trainer.spec
         benches = Benchmarks(trainer.prep.corpus_config, store_root / "cache", speech=vocab.speech, limit=settings.pairs,
                              official=dict(settings.official), corpus=trainer.prep.corpus)
-        offline = tuple(s for s in settings.sets if s not in settings.official)
+        offline = tuple(s for s in settings.sets if s not in settings.official and _available(benches, s))
         tasks = plan_tasks(vocab, offline, cross_modal=settings.cross_modal,
                            text_lm=spec.init == "text-lm" and settings.cross_modal and vocab.text)
         tasks += [t for name in settings.official for t in official_tasks(name, benches.get(name), vocab)]
         print(f"benchmarks: {len(tasks)} columns, up to {settings.pairs} pairs each ({', '.join(t.column for t in tasks)})", flush=True)
         _CONTEXTS[key] = _RunContext(settings, vocab, tasks, benches, store_root)
     return _CONTEXTS[key]
+
+
+def _available(benches: Benchmarks, name: str) -> bool:
+    """Whether offline set ``name`` can be built from the run's corpus (builds it); prints why not."""
+    try:
+        benches.get(name)
+    except Unavailable as exc:
+        print(f"benchmarks: skipping {name}: {exc}", flush=True)
+        return False
+    return True
 
 
 def _load_text_lm(store_root: Path, spec, device):

@@ -62,6 +62,11 @@ OFFLINE_SETS: dict[str, OfflineSet] = {
 }
 
 
+class Unavailable(UserError):
+    """An offline set this corpus cannot provide (no pairs, no held-out voices, only silent audio).
+    Training skips such a set with a note; ``scaling eval`` reports it as an error."""
+
+
 def offline_set(name: str) -> OfflineSet:
     if name not in OFFLINE_SETS:
         raise unknown_choice("offline benchmark", name, OFFLINE_SETS)
@@ -90,7 +95,7 @@ def text_benchmark(name: str, corpus_config, limit: int | None = None) -> Benchm
     """Set ``name`` in text only (for text models and T→T), cut to ``limit`` pairs."""
     planned = planned_pairs(name, corpus_config)
     if not planned:
-        raise UserError(f"offline benchmark {name!r}: corpus {corpus_config.name!r} yields no pairs; expected more test sentences")
+        raise Unavailable(f"offline benchmark {name!r}: corpus {corpus_config.name!r} yields no pairs; expected more test sentences")
     pairs = tuple(Pair(p.id, Segment(text=p.correct), Segment(text=p.wrong),
                        Segment(text=p.prompt) if p.prompt is not None else None, p.meta) for p in planned)
     bench = Benchmark(name, pairs, description=offline_set(name).description, source=f"offline:{name} of corpus {corpus_config.name}")
@@ -127,7 +132,7 @@ def _voices(corpus, which: str) -> list[str]:
     if which == "heldout":
         held = list(corpus.meta.get("heldout_voices") or [])
         if not held:
-            raise UserError(f"corpus {corpus.meta.get('name')!r} has no held-out voices; multi-speaker sets need corpus.heldout_voices")
+            raise Unavailable(f"corpus {corpus.meta.get('name')!r} has no held-out voices; multi-speaker sets need corpus.heldout_voices")
         return held
     return voices
 
@@ -176,7 +181,7 @@ def _speak(texts: Benchmark, corpus, corpus_config, which: str, progress: bool) 
         else:
             dropped += 1
     if not pairs:
-        raise UserError(f"offline benchmark {texts.name!r}: every block was dropped (silent audio); expected speakable text")
+        raise Unavailable(f"offline benchmark {texts.name!r}: every block was dropped (silent audio); expected speakable text")
     note = f"; {dropped} block(s) dropped for silent audio" if dropped else ""
     return Benchmark(texts.name, tuple(pairs), corpus.k, corpus.meta.get("codebook"), texts.description + note,
                      f"{texts.source}, corpus {corpus.dir.name}, voices {', '.join(voices)}")
