@@ -1,6 +1,7 @@
 """`scaling demo`: the whole study on the embedded demo sweep, end to end.
 
-plan → launch (local) → collect → fit (one law per variant) → figures, into ``results/demo/``.
+plan → data (build the corpus once) → launch (local) → collect → fit (one law per variant) →
+figures, into ``results/demo/``.
 Running it again skips every finished run.
 """
 
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     _step("plan")
     if cli(["plan", *sweep_args]) != 0:
         return 1
+    _step("data")
+    for corpus in sorted({r.data.corpus for r in sweep.runs}):
+        if cli(["data", "build", corpus, "--cache", str(store / "cache")]) != 0:
+            return 1
     _step("launch")
     parallel = ["--max-parallel", str(args.max_parallel)] if args.max_parallel else []
     launched = cli(["launch", *sweep_args, "--executor", "local", *parallel])

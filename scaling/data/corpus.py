@@ -288,9 +288,12 @@ class _Workers:
             import multiprocessing
 
             # fork (Linux) starts workers without re-importing the caller's main module, so it works
-            # from any script or notebook; spawn for HuBERT (torch after fork is unsafe) and elsewhere
-            fork = sys.platform.startswith("linux") and self.config.units.extractor != "hubert"
-            ctx = multiprocessing.get_context("fork" if fork else "spawn")
+            # from any script or notebook. Forking a process that already runs torch's thread pools
+            # (a training process building its corpus, or the HuBERT extractor) can deadlock the
+            # children, so such a process starts them from a clean fork server instead.
+            linux = sys.platform.startswith("linux")
+            threaded = "torch" in sys.modules or self.config.units.extractor == "hubert"
+            ctx = multiprocessing.get_context(("forkserver" if threaded else "fork") if linux else "spawn")
             self._pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(self.config.units, self.config.rate))
         else:
             from threadpoolctl import threadpool_limits

@@ -388,10 +388,15 @@ def export_model(trainer: Trainer, directory: Path) -> None:
 
     from transformers import AutoTokenizer
 
+    from scaling.data.vocab import LAYOUT_FILE
+
     tmp = directory.with_name(f".{directory.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(trainer.prep.tokenizer_dir).save_pretrained(tmp)
+    layout = Path(trainer.prep.tokenizer_dir) / LAYOUT_FILE
+    if layout.exists():  # where units and markers sit in the vocabulary, for evaluation
+        shutil.copy2(layout, tmp / LAYOUT_FILE)
     if directory.exists():
         shutil.rmtree(directory)
     os.replace(tmp, directory)
