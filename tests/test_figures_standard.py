@@ -90,10 +90,22 @@ def test_isoloss_contours_and_frontier_per_variant(drawn):
     assert "efficient frontier" in set(d["series"])
 
 
-def test_without_enough_budgets_isoflop_skips_with_the_engines_reason():
+def test_with_one_budget_isoflop_draws_the_profile_without_parabolas_and_says_why():
     df = study_table()
     df = df[df["train_tokens"] * 6 * df["params_total"] < 5e15]  # one budget only
-    with pytest.raises(Skip, match="approach 2 needs at least 2 budgets"):
+    ctx = context(df, bootstrap=0)
+    outputs = draw("isoflop", ctx)
+    for out in outputs:
+        assert_csv_is_drawing(out)
+        assert set(out.data["role"]) == {"data"} and len(out.data) == 6
+        plt.close(out.figure)
+    assert any("profiles without parabolas: approach 2 needs at least 2 budgets" in n for n in ctx.notes)
+
+
+def test_isoflop_skips_when_no_budget_has_two_sizes():
+    df = study_table()
+    df = df[df["params_total"] == 1e6]
+    with pytest.raises(Skip, match="no compute budget with two or more model sizes"):
         draw("isoflop", context(df, bootstrap=0))
 
 

@@ -75,18 +75,24 @@ def band(draws: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | tuple[None,
 
 
 def envelope(rows: pd.DataFrame, x: str, y: str, lower_is_better: bool) -> pd.DataFrame:
-    """The best run per compute: columns ``x``, ``y`` and ``run`` of the rows of ``rows`` that beat
-    every cheaper run, sorted by ``x``."""
-    slim, names = _slim(rows, x, y)
-    env = best_per_compute(slim, x=x, y=y, lower_is_better=lower_is_better)
-    return env.assign(run=names[env["run"].to_numpy()])
+    """The best run per compute budget: columns ``x``, ``y`` and ``run`` of the rows of ``rows``
+    that beat every run of a smaller budget, sorted by ``x``.
+
+    Compute values within the fitting engine's budget tolerance count as one budget (runs planned
+    at one IsoFLOP budget differ by rounding), so each budget contributes at most its best run.
+    """
+    slim = _slim(rows, x, y)
+    env = best_per_compute(slim, x="budget", y=y, lower_is_better=lower_is_better)
+    names = np.asarray(run_key(rows).to_numpy())[env["row"].to_numpy()]
+    return pd.DataFrame({x: env[x].to_numpy(), y: env[y].to_numpy(), "run": names})
 
 
-def _slim(rows: pd.DataFrame, x: str, y: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Only the columns an envelope needs, with runs as integer codes (fast to resample)."""
-    codes, names = pd.factorize(run_key(rows))
-    return pd.DataFrame({x: rows[x].to_numpy(dtype=float), y: rows[y].to_numpy(dtype=float), "run": codes}), \
-        np.asarray(names)
+def _slim(rows: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Only the columns an envelope needs, all numeric (fast to resample): compute, its budget, the
+    metric, the run as an integer code and the row's position in ``rows``."""
+    c = rows[x].to_numpy(dtype=float)
+    return pd.DataFrame({x: c, "budget": budgets(c), y: rows[y].to_numpy(dtype=float),
+                         "run": pd.factorize(run_key(rows))[0], "row": np.arange(len(rows))})
 
 
 def power_law_curve(rows: pd.DataFrame, c: str, q: str, lower_is_better: bool, ctx) -> Curve | None:
@@ -95,8 +101,8 @@ def power_law_curve(rows: pd.DataFrame, c: str, q: str, lower_is_better: bool, c
     The band comes from resampling whole runs: each resample's envelope is refitted. Returns
     None when the envelope has fewer than 3 points.
     """
-    slim, _ = _slim(rows, c, q)
-    env = best_per_compute(slim, x=c, y=q, lower_is_better=lower_is_better)
+    slim = _slim(rows, c, q)
+    env = best_per_compute(slim, x="budget", y=q, lower_is_better=lower_is_better)
     if len(env) < 3:
         return None
     law = power_law_fit(env[c], env[q])
@@ -105,8 +111,8 @@ def power_law_curve(rows: pd.DataFrame, c: str, q: str, lower_is_better: bool, c
     if ctx.bootstrap >= 2:
         weights, _ = resample_weights(slim["run"].to_numpy(), ctx.bootstrap, ctx.seed)
         for w in weights:
-            sub = best_per_compute(slim[w > 0], x=c, y=q, lower_is_better=lower_is_better)
-            if len(sub) >= 3 and sub[c].nunique() >= 2:
+            sub = best_per_compute(slim[w > 0], x="budget", y=q, lower_is_better=lower_is_better)
+            if len(sub) >= 3:
                 draws.append(power_law_fit(sub[c], sub[q]).predict(xs))
     lo, hi = band(draws)
     return Curve(xs, law.predict(xs), lo, hi, f"∝ C^{law.gamma:.3f}")
@@ -187,7 +193,8 @@ def law_fit(rows: pd.DataFrame, ctx, key: str, n_boot: int | None = None, label:
     fit = fit_law(n, d, y, law="chinchilla", approach=3, run_id=runs)
     samples, warnings = pd.DataFrame(), list(fit.diagnostics.get("warnings", []))
     if n_boot >= 2 and len(set(runs)) >= 3:
-        boot = bootstrap(n, d, y, fit, groups=runs, n_boot=n_boot, seed=ctx.seed)
+        with np.errstate(over="ignore"):  # unidentified resamples run to huge A or B; they are reported below
+            boot = bootstrap(n, d, y, fit, groups=runs, n_boot=n_boot, seed=ctx.seed)
         samples, warnings = boot.samples, warnings + list(boot.warnings)
     for warning in warnings:
         ctx.note(f"{label}: {warning}" if label else warning)

@@ -69,27 +69,37 @@ def isoflop(ctx: Context) -> list[Output]:
     outputs, reasons = [], []
     for variant, rows in variants(df):
         label = rows["variant_label"].iloc[0]
+        budget_of = fits.budgets(rows[cols.compute])
+        sizes = rows.groupby(budget_of)[cols.params].nunique()
+        budgets = sorted(sizes[sizes >= 2].index)
+        if not budgets:
+            reasons.append(f"{label}: no compute budget with two or more model sizes")
+            continue
         try:
             iso = fits.isoflop(rows, ctx)
-        except UserError as exc:
-            reasons.append(f"{label}: {exc}")
-            continue
+        except UserError as exc:  # too few budgets with an interior minimum: draw the profiles alone
+            iso = None
+            ctx.note(f"{label}: profiles without parabolas: {exc}")
         canvas = Canvas(ctx.style, ["isoflop"], title=label)
         canvas.axes_for("isoflop", PARAMS_LABEL, metric(cols.loss).axis_label, xlog="count")
-        budgets = sorted(set(iso.budget))
         for budget, colour in zip(budgets, sequential(len(budgets))):
-            sel = iso.budget == budget
-            group = rows[sel].sort_values(cols.params)
+            group = rows[budget_of == budget].sort_values(cols.params)
             name = f"C={sci(budget)}"
-            canvas.points("isoflop", group[cols.params], group[cols.loss], name, color=colour,
-                          label=f"C ≈ {sci(float(f'{budget:.2g}'))}", extra={"run": run_key(group), "budget": budget})
+            extra = {"run": run_key(group), "budget": budget}
+            legend = f"C ≈ {sci(float(f'{budget:.2g}'))}"
             ns = np.geomspace(group[cols.params].min() / 1.3, group[cols.params].max() * 1.3, 40)
-            parabola = iso.parabola(budget, ns)
+            parabola = iso.parabola(budget, ns) if iso is not None else None
             if parabola is not None:
+                canvas.points("isoflop", group[cols.params], group[cols.loss], name, color=colour, label=legend,
+                              extra=extra)
                 _curve(canvas, "isoflop", parabola, f"{name}: parabola", colour)
-        m = iso.result.minima
-        canvas.points("isoflop", m["n_opt"], m["loss_opt"], "minima", color="#000000", role="minimum", marker="*",
-                      size=ctx.style.marker_size * 2.2, label="parabola minimum", extra={"budget": m["c"]})
+            else:
+                canvas.line("isoflop", group[cols.params], group[cols.loss], name, color=colour, role="data",
+                            marker="o", label=legend, extra=extra)
+        if iso is not None:
+            m = iso.result.minima
+            canvas.points("isoflop", m["n_opt"], m["loss_opt"], "minima", color="#000000", role="minimum", marker="*",
+                          size=ctx.style.marker_size * 2.2, label="parabola minimum", extra={"budget": m["c"]})
         if canvas.drew("interval"):
             canvas.key("95 % bootstrap band", band=True)
         fig, data = canvas.finish()
