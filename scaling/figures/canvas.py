@@ -157,9 +157,10 @@ class Canvas:
                                                markerfacecolor="none" if hollow else grey,
                                                markersize=self.style.marker_size))
 
-    def label_curve(self, panel: str, x, y, text: str, *, color: str) -> None:
-        """Write ``text`` on a drawn curve at its middle point (contour levels, instead of a legend)."""
-        i = len(x) // 2
+    def label_curve(self, panel: str, x, y, text: str, *, color: str, at: float = 0.5) -> None:
+        """Write ``text`` on a drawn curve at fraction ``at`` of its points (contour levels, instead of
+        a legend; stagger ``at`` so that labels of neighbouring curves do not overlap)."""
+        i = min(len(x) - 1, int(at * len(x)))
         self.axes[panel].text(x[i], y[i], text, color=color, fontsize=self.style.font_size * 0.8, ha="center",
                               va="center", bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5}, zorder=4)
 

@@ -182,11 +182,11 @@ def isoloss(ctx: Context) -> list[Output]:
         canvas = Canvas(ctx.style, ["isoloss"], title=label)
         canvas.axes_for("isoloss", PARAMS_LABEL, TOKENS_LABEL, xlog="count", ylog="count")
         generator = contour_generator(np.log(n), np.log(d), loss)
-        for level, colour in zip(levels, sequential(len(levels))):
+        for i, (level, colour) in enumerate(zip(levels, sequential(len(levels)))):
             for k, path in enumerate(generator.lines(level)):
                 x, y = np.exp(path[:, 0]), np.exp(path[:, 1])
                 canvas.line("isoloss", x, y, f"L={level:.3f} ({k})", color=colour)
-                canvas.label_curve("isoloss", x, y, f"{level:.2f}", color=colour)
+                canvas.label_curve("isoloss", x, y, f"{level:.2f}", color=colour, at=(i + 1) / (len(levels) + 1))
         _curve(canvas, "isoloss", law.frontier_nd(n), "efficient frontier", "#000000", label="compute-optimal frontier")
         canvas.points("isoloss", rows[cols.params], rows[cols.tokens], "runs", color="#000000", role="data",
                       hollow=True, label="runs", extra={"run": run_key(rows), "loss": rows[cols.loss]})

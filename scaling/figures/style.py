@@ -156,20 +156,33 @@ def sci(value: float) -> str:
     return f"{mant:g}e{exp}"
 
 
+TICK_MULTIPLES = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(float(s) for s in range(1, 10)))
+
+
+def _tick_multiples(lo: float, hi: float) -> tuple[float, ...]:
+    """The sparsest multiples of powers of ten that put at least three ticks in [lo, hi]."""
+    if not (lo > 0 and hi > lo):
+        return TICK_MULTIPLES[0]
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    for subs in TICK_MULTIPLES:
+        if sum(lo <= m * 10**k <= hi for k in decades for m in subs) >= 3:
+            return subs
+    return TICK_MULTIPLES[-1]
+
+
 def log_axis(ax, which: str, kind: str) -> None:
     """Make ``which`` ('x' or 'y') of ``ax`` logarithmic with readable tick labels.
 
     kind: 'flops' labels ticks as 1e18, 3e18 …; 'count' as 40k, 1M, 3B …. Decades are
-    labelled; an axis spanning about a decade or less also labels 3× ticks, and one spanning
-    half a decade or less every integer multiple, so that no axis ends up with one label or none.
+    labelled; an axis spanning too few decades for three labelled ticks also labels 3×, then 2×
+    and 5×, then finer multiples, so that no axis ends up with one label or none.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
     lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
-    span = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
-    subs = (1.0,) if span > 1.2 else (1.0, 3.0) if span > 0.5 else tuple(float(s) for s in range(1, 10))
+    subs = _tick_multiples(lo, hi)
     fmt = sci if kind == "flops" else human
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v)))

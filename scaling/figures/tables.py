@@ -68,10 +68,14 @@ class Table:
     def _headers(self) -> list[str]:
         return [f"{c.group} {c.header}".strip() for c in self.columns]
 
+    def _align(self) -> list[str]:
+        """'l' for text columns, 'r' for numbers."""
+        return ["l" if c.fmt is str else "r" for c in self.columns]
+
     def markdown(self) -> str:
         """GitHub-flavoured Markdown: caption, header, rows; best values in bold."""
         head = self._headers()
-        align = ["---" if j == 0 else "---:" for j in range(len(head))]
+        align = ["---" if a == "l" else "---:" for a in self._align()]
         lines = [f"**{self.caption}**", "", "| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
         for cells in self._cells():
             lines.append("| " + " | ".join(f"**{t}**" if b else t for t, b in cells) + " |")
@@ -80,7 +84,7 @@ class Table:
     def latex(self) -> str:
         """A booktabs ``table`` environment; grouped columns get a spanning header."""
         n = len(self.columns)
-        lines = ["\\begin{table}[t]", "\\centering", "\\small", "\\begin{tabular}{l" + "r" * (n - 1) + "}", "\\toprule"]
+        lines = ["\\begin{table}[t]", "\\centering", "\\small", "\\begin{tabular}{" + "".join(self._align()) + "}", "\\toprule"]
         groups = [c.group for c in self.columns]
         if any(groups):
             spans, rules, j = [], [], 0
