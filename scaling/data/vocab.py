@@ -97,7 +97,7 @@ def build_vocabulary(out_dir: Path, kind: str, n_units: int = 0, base_dir: Path 
     else:
         tok = load_tokenizer(base_dir)
         n_text = len(tok)
-        word_prefix = _word_prefix(tok)
+        word_prefix = tokenizer_word_prefix(tok)
         from tokenizers import AddedToken
 
         new: list[str] = [unit_token(i) for i in range(n_units)] if kind == "extended" else []
@@ -144,7 +144,7 @@ def load_tokenizer(path: Path | str | None):
         raise UserError(f"tokenizer_dir = {str(path)!r}: not a loadable tokenizer ({str(exc).splitlines()[0]})") from None
 
 
-def _word_prefix(tok) -> str:
+def tokenizer_word_prefix(tok) -> str:
     """``" "`` if a mid-sentence word encodes alone as ``" word"``, else ``""`` (e.g. SentencePiece)."""
     tail = tok.encode("a the", add_special_tokens=False)[1:]
     return " " if tok.encode(" the", add_special_tokens=False) == tail else ""

@@ -138,7 +138,7 @@ def _infer(directory: Path) -> ModelVocab:
     """A layout read off a tokenizer that has no ``scaling_vocab.json``: unit tokens ``<unit_i>``
     (contiguous ids), markers ``<speech>`` / ``<text>``; text rows are the ids below the first unit
     (all ids for a text tokenizer)."""
-    from scaling.data.vocab import SPEECH_MARKER, TEXT_MARKER, Layout, _word_prefix, load_tokenizer, unit_token
+    from scaling.data.vocab import SPEECH_MARKER, TEXT_MARKER, Layout, tokenizer_word_prefix, load_tokenizer, unit_token
 
     tok = load_tokenizer(directory)
     table = tok.get_vocab()
@@ -158,7 +158,7 @@ def _infer(directory: Path) -> ModelVocab:
         return ModelVocab(layout, _no_text(str(directory)), str(directory))
     kind = "extended" if n_units else "text"
     n_text = offset if n_units else len(tok)
-    layout = Layout(kind, n_text, n_units, offset if n_units else -1, speech, text, pad, eos, len(tok), _word_prefix(tok))
+    layout = Layout(kind, n_text, n_units, offset if n_units else -1, speech, text, pad, eos, len(tok), tokenizer_word_prefix(tok))
     encode = lambda texts: [list(x) for x in tok(list(texts), add_special_tokens=False)["input_ids"]]  # noqa: E731
     return ModelVocab(layout, encode, str(directory))
 

@@ -57,9 +57,9 @@ def load(path: str | Path) -> pd.DataFrame:
 def select_rows(df: pd.DataFrame, where: list[str]) -> pd.DataFrame:
     """Rows matching every ``COL=VALUE`` filter (also !=, <, <=, >, >=), with the same rules and
     messages as ``scaling fit --where``."""
-    from scaling.fit.table import _apply_where
+    from scaling.fit.table import apply_where
 
-    return _apply_where(df, where, {}) if where else df
+    return apply_where(df, where, {}) if where else df
 
 
 def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.DataFrame:

@@ -71,7 +71,7 @@ def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y:
     for col in needed:
         if col is None or col not in df.columns:
             raise unknown_choice("column", col, df.columns)
-    df = _apply_where(df, where, selection)
+    df = apply_where(df, where, selection)
     if "final" in df.columns and not all_rows:
         final = parse_bool(df["final"], "final")
         selection["final_only"] = True
@@ -113,7 +113,9 @@ def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y:
 _OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
 
 
-def _apply_where(df, where, selection):
+def apply_where(df, where, selection):
+    """Rows of ``df`` matching every filter in ``where`` (``COL=VALUE``, ``!=``, ``<``, ``<=``, ``>``,
+    ``>=`` strings, or a mapping of equalities); what was applied is recorded in ``selection``."""
     if not where:
         return df
     items = [(k, "=", v) for k, v in where.items()] if isinstance(where, Mapping) else [_split(w) for w in where]
