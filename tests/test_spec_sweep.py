@@ -125,3 +125,13 @@ def test_demo_sweep_expands():
     sweep = load_sweep(REPO / "sweeps" / "demo.yaml")
     assert len(sweep.runs) == 3 * 3 * 2
     assert {r.init for r in sweep.runs} == {"scratch", "text-lm"}
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    from scaling.cli import main
+    from tests.helpers import write_sweep
+
+    sweep = write_sweep(tmp_path / "s.yaml", tmp_path / "store", sizes=("20k", "30k"), tokens=(4096,))
+    assert main(["status", str(sweep), "--store", str(tmp_path / "other"), "grid.model.size=[20k]"]) == 0
+    out = capsys.readouterr().out
+    assert "llama-20k" in out and "llama-30k" not in out and str(tmp_path / "other") in out

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.layout import vocab_layout
     from scaling.models import count_params, flops_per_token
     from scaling.launch.local import order_with_dependencies
+    from scaling.train.schedule import Plan
 
     sweep, store = open_sweep(args)
     rate, source = measured_flops_per_second(store)
@@ -44,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     for spec in specs:
         vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
         counts = count_params(spec.model, vocab, added, spec.data.context)
-        flops = flops_per_token(spec.model, counts, vocab, spec.data.context)["6nd"] * spec.train.tokens
+        spent = Plan.of(spec).tokens_spent  # the budget, plus what decay branches add
+        flops = flops_per_token(spec.model, counts, vocab, spec.data.context)["6nd"] * spent
         state = store.run(spec.run_id).status().get("state", "pending") if store.run(spec.run_id).spec_file.exists() else "new"
         seconds = flops / rate
         total_flops += flops
-        total_tokens += spec.train.tokens
+        total_tokens += spent
         total_time += seconds if state not in ("done", "diverged") else 0
         m = spec.model
         rows.append([spec.run_id, spec.name, f"{m.n_layers}x{m.d_model}", human(counts.total), human(counts.non_embedding),
