@@ -259,7 +259,9 @@ def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) 
         minutes = duration_minutes(s.time, "slurm.time")
     else:
         throughput = s.throughput or (GPU_THROUGHPUT if s.gpus_per_run else CPU_THROUGHPUT)
-        minutes = estimate_minutes(6.0 * n_params * spec.train.tokens, throughput, nodes * tasks_per_node, s.time_factor)
+        from scaling.train.schedule import Plan  # tokens spent, decay branches included
+
+        minutes = estimate_minutes(6.0 * n_params * Plan.of(spec).tokens_spent, throughput, nodes * tasks_per_node, s.time_factor)
         ceiling = duration_minutes(s.max_time, "slurm.max_time") if s.max_time else partition.max_time_min
         minutes = time_step(max(minutes, duration_minutes(s.min_time, "slurm.min_time")))
         if ceiling:
