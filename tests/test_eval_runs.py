@@ -71,7 +71,8 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
     run = RunDir(store / "runs" / f"r-{mode}")
     run.path.mkdir(parents=True)
     vocab = vocabs[mode]
-    spec = SimpleNamespace(init="scratch")
+    context = SimpleNamespace(context=16)  # shorter than most sequences: scored in windows
+    spec = SimpleNamespace(init="scratch", data=context)
     if mode == "interleaved":  # initialised from a (here random) local text LM: the _textlm reference columns
         from transformers import AutoTokenizer
 
@@ -79,7 +80,7 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
         text_lm.resize_token_embeddings(vocabs["interleaved"].layout.n_text_vocab)
         text_lm.save_pretrained(tmp_path / "lm")
         AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
-        spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"))
+        spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"), data=context)
     trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), spec=spec,
                               device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=7))
     early = benchmark_metrics(trainer, 3)
@@ -145,12 +146,17 @@ def test_text_run_carries_benchmarks_into_the_table_and_eval_cli(tmp_path, cache
     assert "acc_sblimp_text" in printed and "acc_ms_stc_t2t" in printed
     saved = json.loads((tmp_path / "e.json").read_text())
     assert set(saved["results"]) == {"acc_sblimp_text", "acc_ms_stc_t2t"}
+    assert saved["context"] == json.loads((run_dir / "spec.json").read_text())["data"]["context"]
     assert (tmp_path / "e.pairs.csv").read_text().startswith("column,pair")
     assert main(["eval", str(run_dir / "checkpoint"), "--bench", "sblimp", "--pairs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "latest.pt (step" in printed and "acc_sblimp_text" in printed
-    assert main(["eval", str(run_dir / "model"), "--bench", "stc", "--corpus", "tiny", "--cache", str(cache)]) == 0
-    assert "acc_stc_t2t" in capsys.readouterr().out
+    assert main(["eval", str(run_dir / "model"), "--bench", "stc", "--corpus", "tiny", "--cache", str(cache), "--context", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "acc_stc_t2t" in printed and "at most 8 tokens of context" in printed
+    assert main(["eval", str(run_dir), "--bench", "stc", "--context", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--context = 0: expected a positive number of tokens" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", str(run_dir / "model"), "--bench", "stc"]) == 2
     assert "needs a corpus" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--bench", "sblimpp"]) == 2
@@ -172,7 +178,7 @@ def test_hook_skips_sets_a_corpus_cannot_provide(tmp_path, cache, vocabs, capsys
     run = RunDir(store / "runs" / "r-text")
     run.path.mkdir(parents=True)
     vocab = Vocabulary(tmp_path / "text")
-    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), spec=SimpleNamespace(init="scratch"),
+    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), spec=SimpleNamespace(init="scratch", data=SimpleNamespace(context=256)),
                               device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=1))
     metrics = benchmark_metrics(trainer, 1)
     assert "acc_ms_stc_t2t" in metrics and "acc_sblimp_text" not in metrics

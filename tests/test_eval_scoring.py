@@ -9,7 +9,7 @@ import torch
 from scaling.data.vocab import Layout
 from scaling.errors import UserError
 from scaling.evaluation.format import Benchmark, Pair, Segment
-from scaling.evaluation.scoring import evaluate, mean_log_likelihoods, outcomes
+from scaling.evaluation.scoring import evaluate, mean_log_likelihoods, outcomes, windows
 from scaling.evaluation.tokens import ModelVocab, encode_sides
 
 # ids: 0 eos, 1 pad, 2 "a", 3 "b" | units 0..2 → ids 4..6 | <speech> 7, <text> 8
@@ -114,6 +114,81 @@ def test_batching_does_not_change_scores():
     large = mean_log_likelihoods(model, seqs, LAYOUT, max_batch_tokens=100_000)
     np.testing.assert_allclose(small, large, atol=1e-5)
     assert model.training  # restored after scoring
+
+
+class PrefixSum(torch.nn.Module):
+    """logits[b, t] = table[sum(input_ids[b, :t+1]) % 9] + position[t]: every prediction depends on
+    the whole window it reads and on where the window starts."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(2)
+        self.table = torch.nn.Parameter(torch.tensor(rng.normal(0, 2, (9, 9)), dtype=torch.float32))
+        self.position = torch.nn.Parameter(torch.tensor(rng.normal(0, 2, (64, 9)), dtype=torch.float32))
+
+    def forward(self, input_ids):
+        t = input_ids.shape[1]
+        return type("Out", (), {"logits": self.table[input_ids.cumsum(1) % 9] + self.position[:t]})()
+
+
+def test_windows_cover_every_target_once_with_at_most_the_context():
+    assert windows(10, 4, 2) == [(0, 4, 0), (2, 6, 4), (4, 8, 6), (6, 9, 8)]
+    assert windows(5, 4) == [(0, 4, 0)] and windows(5, None) == [(0, 4, 0)]
+    for length, context, stride in [(50, 8, 1), (50, 8, 3), (50, 8, 8), (9, 8, None), (10, 8, None), (123, 64, None)]:
+        scored = [p for b, e, f in windows(length, context, stride) for p in range(f, e)]
+        assert scored == list(range(length - 1))
+        for b, e, f in windows(length, context, stride):
+            assert e - b <= context and b <= f < e
+            assert f - b >= context - (stride or context // 2) or b == 0  # fresh targets keep most of the context
+
+
+def test_sliding_window_scores_match_a_hand_computation():
+    model = PrefixSum()
+    table, position = model.table.detach().double().numpy(), model.position.detach().double().numpy()
+    rng = np.random.default_rng(3)
+    sides = [(seg(rng.integers(0, 3, n)), seg(rng.integers(0, 3, m))) for n, m in [(3, 2), (9, 7), (20, 13), (2, 1)]]
+    for score in ("sequence", "continuation"):
+        seqs = encode_sides(sides, "s2s", VOCAB, lambda s, i, side: s.units, score=score)
+        for context, stride in [(8, None), (8, 3), (5, 1)]:
+            got = mean_log_likelihoods(model, seqs, LAYOUT, context=context, stride=stride, max_batch_tokens=16)
+            for s, value in zip(seqs, got):
+                ids, terms = s.ids.tolist(), []
+                for b, e, f in windows(len(ids), context, stride):
+                    for p in range(f, e):  # input position p predicts token p + 1 from ids[b..p]
+                        if s.scored[p + 1]:
+                            row = table[sum(ids[b: p + 1]) % 9] + position[p - b]
+                            terms.append(row[ids[p + 1]] - np.log(np.exp(row).sum()))
+                assert value == pytest.approx(np.mean(terms), abs=1e-5)
+            short = [s for s in seqs if len(s.ids) - 1 <= context]
+            np.testing.assert_array_equal(mean_log_likelihoods(model, short, LAYOUT, context=context, stride=stride),
+                                          mean_log_likelihoods(model, short, LAYOUT))
+
+
+def test_context_leaves_sequences_that_fit_unchanged_and_limits_long_ones():
+    from scaling.models import resolve_model
+    from scaling.models.build import build_model
+    from scaling.spec import ModelSpec
+
+    model = build_model(resolve_model(ModelSpec(size="20k")), LAYOUT.vocab_size, 16, seed=0)
+    rng = np.random.default_rng(4)
+    seqs = encode_sides([(None, seg(rng.integers(0, 3, n))) for n in (3, 10, 14, 15, 30, 40)], "s", VOCAB, lambda s, i, side: s.units)
+    whole = mean_log_likelihoods(model, seqs, LAYOUT)
+    windowed = mean_log_likelihoods(model, seqs, LAYOUT, context=16)
+    fits = np.array([len(s.ids) - 1 <= 16 for s in seqs])
+    assert fits.tolist() == [True, True, True, True, False, False]
+    np.testing.assert_allclose(windowed[fits], whole[fits], atol=1e-5)
+    assert np.all(np.abs(windowed[~fits] - whole[~fits]) > 1e-4)  # positions past the context are not read
+    explicit = []  # each scored token from its own forward pass over the 16 tokens or fewer before it
+    model.eval()
+    with torch.no_grad():
+        for s in seqs[4:]:
+            terms = []
+            for p in np.flatnonzero(s.scored) - 1:
+                b = next(b for b, e, f in windows(len(s.ids), 16) if f <= p < e)
+                logits = model(input_ids=torch.tensor(s.ids[None, b: p + 1])).logits[0, -1].double().log_softmax(-1)
+                terms.append(float(logits[s.ids[p + 1]]))
+            explicit.append(np.mean(terms))
+    np.testing.assert_allclose(windowed[~fits], explicit, atol=1e-5)
 
 
 def test_direction_and_vocabulary_mismatches_are_errors():

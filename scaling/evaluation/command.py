@@ -10,7 +10,9 @@ NAME is an offline set (``stc``, ``ssc``, ``ms_stc``, ``ms_ssc``, ``sblimp``, ``
 under ``official`` in the store's ``eval.yaml``, a path to a local official set or benchmark file
 (see :mod:`scaling.evaluation.official`), or ``all`` (the default: every offline set, plus
 official ones from ``eval.yaml``). Sets are scored in full (offline sets up to 1000 pairs) unless
-``--pairs`` says otherwise. Nothing is downloaded.
+``--pairs`` says otherwise. Sequences longer than the model's context (a run's training context, a
+model directory's ``max_position_embeddings``, or ``--context``) are scored in sliding windows.
+Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="cache directory for corpora and built sets (default: the store's cache, else results/cache)")
     p.add_argument("--mask-other-modality", action="store_true", default=None, help="softmax over the target's modality only (default: the store's eval.yaml, else off)")
     p.add_argument("--score", choices=list(SCORES), default=None, help="mean over the whole sequence (SIMS) or the continuation only (default: eval.yaml, else sequence)")
+    p.add_argument("--context", type=int, default=None,
+                   help="score with at most this many tokens of left context, longer sequences in sliding windows "
+                        "(default: a run's training context, a model directory's max_position_embeddings)")
     p.add_argument("--out", default=None, help="write the accuracies as JSON to this file and the per-pair scores beside it (.pairs.csv)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pairs is not None and args.pairs < 1:
         raise UserError(f"--pairs = {args.pairs}: expected a positive number of pairs")
+    if args.context is not None and args.context < 1:
+        raise UserError(f"--context = {args.context}: expected a positive number of tokens")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -77,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
-    target = load_target(ref, corpus=args.corpus, device=device)
+    target = load_target(ref, corpus=args.corpus, device=device, context=args.context)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None
@@ -90,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = run_tasks(target.model, target.vocab, tasks, benches,
                         mask_other_modality=settings.mask_other_modality if args.mask_other_modality is None else True,
-                        score=args.score or settings.score, device=device, text_lm=target.text_lm)
+                        score=args.score or settings.score, context=target.context, device=device, text_lm=target.text_lm)
     seconds = time.perf_counter() - start
-    print(f"{target.description}")
+    print(f"{target.description}, scored with at most {target.context or 'unlimited'} tokens of context")
     width = max(len(r.column) for r in results)
     print(f"{'column':<{width}}  {'pairs':>6}  {'accuracy':>8}  {'± s.e.':>7}")
     for r in results:
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"target": str(args.target), "model": target.description, "score": args.score or settings.score,
+        payload = {"target": str(args.target), "model": target.description, "score": args.score or settings.score, "context": target.context,
                    "results": {r.column: {"accuracy": r.accuracy, "pairs": r.n_pairs, "bench": r.bench, "direction": r.direction} for r in results}}
         write_json_atomic(out, payload)
         write_pair_scores(out.with_suffix(".pairs.csv"), results)

@@ -4,6 +4,8 @@
 evaluation point, the last one included; the accuracies it returns are merged into the run's
 evaluation row (``evals.jsonl``) and so become columns of the collected table. Per-pair scores go
 to ``runs/<id>/benchmarks/step<step>.csv`` (``branch<i>-step<step>.csv`` at a decay branch's row).
+Sequences longer than the run's training context (``data.context``) are scored in sliding windows
+of that context (see :mod:`scaling.evaluation.scoring`).
 
 Cost is kept small (in the demo, a run's training is often shorter than one pass over the sets):
 each set is cut to the store's ``pairs`` setting (default 64, see
@@ -50,7 +52,8 @@ def benchmark_metrics(trainer, step: int) -> dict[str, float]:
     final = trainer.branch is not None or step >= trainer.plan.n_steps
     due = [t for t in ctx.tasks if final or not ctx.vocab.speech or t.direction in ("s2s", "s")]
     results = run_tasks(trainer.model, ctx.vocab, [t for t in due if not t.text_lm], ctx.benches,
-                        mask_other_modality=ctx.settings.mask_other_modality, score=ctx.settings.score, device=trainer.device)
+                        mask_other_modality=ctx.settings.mask_other_modality, score=ctx.settings.score,
+                        context=trainer.spec.data.context, device=trainer.device)
     lm_tasks = [t for t in due if t.text_lm and t.column not in ctx.text_lm_results]
     if lm_tasks:
         text_lm = _load_text_lm(ctx.store_root, trainer.spec, trainer.device)

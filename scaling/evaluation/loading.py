@@ -5,6 +5,10 @@ store), its weights from ``runs/<id>/model`` when it finished, or from the check
 (or when a checkpoint is named), its corpus from its spec, and for runs initialised from a text LM
 that text LM too (for the ``acc_*_textlm`` reference). A model directory brings its tokenizer;
 its corpus, needed for offline speech sets and audio, is ``--corpus``.
+
+Context (the most tokens the model reads at once when scoring): a run's training context
+(``data.context`` of its spec); a model directory's ``max_position_embeddings``; ``--context``
+overrides either.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from scaling.evaluation.tokens import ModelVocab
 @dataclass
 class Target:
     """A loaded model and what scoring it needs. corpus: its built corpus when already open (a
-    run's); text_lm: (model, vocab) of its initial text LM or None."""
+    run's); text_lm: (model, vocab) of its initial text LM or None; context: the most tokens the
+    model reads at once (None: sequences in one piece)."""
 
     model: torch.nn.Module
     vocab: ModelVocab
@@ -30,6 +35,7 @@ class Target:
     corpus: Any
     text_lm: tuple[torch.nn.Module, ModelVocab] | None
     description: str
+    context: int | None
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,9 @@ def resolve_target(target: str, store: str | None) -> TargetRef:
     return TargetRef(Store(store).find_run(target), None, None, Path(store))
 
 
-def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device) -> Target:
-    """Load a resolved target on ``device``; ``corpus``: the corpus of a model directory."""
+def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, context: int | None = None) -> Target:
+    """Load a resolved target on ``device``; ``corpus``: the corpus of a model directory;
+    ``context``: scoring context in tokens instead of the target's own (see the module doc)."""
     from transformers.utils import logging as hf_logging
 
     from scaling.data.config import resolve_corpus
@@ -75,8 +82,12 @@ def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device) -> 
     hf_logging.disable_progress_bar()
     config = resolve_corpus(corpus) if corpus else None
     if ref.model_dir is not None:
-        return _model_dir(ref.model_dir, config, device)
-    return _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device)
+        target = _model_dir(ref.model_dir, config, device)
+    else:
+        target = _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device)
+    if context is not None:
+        target.context = context
+    return target
 
 
 def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
@@ -87,7 +98,10 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab.layout.vocab_size:
         raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
-    return Target(model, vocab, corpus_config, None, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)")
+    from scaling.evaluation.suite import config_context
+
+    return Target(model, vocab, corpus_config, None, None, f"model {path} ({vocab.layout.kind} vocabulary, {vocab.layout.n_units} units)",
+                  config_context(model))
 
 
 def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
@@ -125,4 +139,5 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
         raise UserError(f"--corpus {corpus_config.name!r}: run {run.run_id} was trained on corpus {config.name!r}, whose codebook its units "
                         "come from; a run is scored on its own corpus (omit --corpus)")
     return Target(model.to(device), ModelVocab.of(prep.vocab), config, prep.corpus, text_lm,
-                  f"run {run.run_id} {spec.name}: {source} ({prep.vocab.layout.kind} vocabulary, corpus {config.name})")
+                  f"run {run.run_id} {spec.name}: {source} ({prep.vocab.layout.kind} vocabulary, corpus {config.name})",
+                  spec.data.context)

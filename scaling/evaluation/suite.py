@@ -146,8 +146,11 @@ class Benchmarks:
 
 
 def run_tasks(model, vocab: ModelVocab, tasks: list[Task], benches: Benchmarks, *, mask_other_modality: bool = False,
-              score: str = "sequence", device="cpu", text_lm=None) -> list:
+              score: str = "sequence", context: int | None = None, device="cpu", text_lm=None) -> list:
     """Score every task; ``text_lm``: (model, ModelVocab) of the initial text LM for ``_textlm`` tasks.
+
+    ``context``: the model's training context in tokens (None: sequences in one piece); the text
+    LM is scored with the context of its own config (:func:`config_context`).
 
     Speech is checked against the model's units: the codebook size (always) and, when the model's
     corpus is open, the codebook identity a benchmark file declares."""
@@ -169,8 +172,16 @@ def run_tasks(model, vocab: ModelVocab, tasks: list[Task], benches: Benchmarks, 
             units = None
         m, v = text_lm if task.text_lm else (model, vocab)
         results.append(evaluate(m, bench, task.direction, v, units_of=units, mask_other_modality=mask_other_modality,
-                                score=score, device=device, column=task.column))
+                                score=score, context=config_context(m) if task.text_lm else context, device=device,
+                                column=task.column))
     return results
+
+
+def config_context(model) -> int | None:
+    """The context a Hugging Face model declares (``max_position_embeddings`` of its config; None
+    when it declares none). Models built by scaling declare the context they were built for."""
+    value = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def write_pair_scores(path: Path, results: list) -> None:
