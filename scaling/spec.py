@@ -58,6 +58,9 @@ class DataSpec:
     interleave: span selection rule (``poisson`` as in SIMS, or the ``random``/``span`` ablations).
     span_lambda: mean span length in words for ``poisson``; speech_ratio: minimum share of words
     spoken per interleaved sample. marker_loss: whether modality markers are trained on.
+    val_exclude: sources left out of the validation windows behind ``loss_val*`` (as SIMS's
+    validation set leaves out its synthetic speech): corpus sources such as ``espeak``, or
+    ``wordnet`` for the text stream's sentences; checked against the run's data at its start.
     """
 
     mode: str = "interleaved"
@@ -68,6 +71,12 @@ class DataSpec:
     span_lambda: float = 10.0
     speech_ratio: float = 0.3
     marker_loss: bool = True
+    val_exclude: tuple[str, ...] = ()
+
+
+#: fields added after stores already held runs: hashed into the run id only when they differ from
+#: this value, so that the ids of existing runs do not change.
+_LATER_FIELDS = {("data", "val_exclude"): []}
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,9 @@ class RunSpec:
         """12 hex characters of SHA-256 over the canonical JSON of the result-changing fields."""
         payload = to_dict(self)
         payload.pop("sweep")
+        for (part, key), default in _LATER_FIELDS.items():
+            if payload[part][key] == default:
+                del payload[part][key]
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -158,6 +170,8 @@ class RunSpec:
             raise UserError(f"train.branch_tokens = {list(branches)!r}: expected increasing positive budgets below train.tokens ({self.train.tokens})")
         if len(self.data.mix) != 3 or any(p < 0 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
             raise UserError(f"data.mix = {list(self.data.mix)!r}: expected three non-negative probabilities (text, interleaved, speech) summing to 1")
+        if len(set(self.data.val_exclude)) != len(self.data.val_exclude) or not all(self.data.val_exclude):
+            raise UserError(f"data.val_exclude = {list(self.data.val_exclude)!r}: expected distinct, non-empty source names")
         if self.init == "text-lm" and self.data.mode == "speech":
             raise UserError("init = 'text-lm' with data.mode = 'speech': textless runs use a unit-only vocabulary; expected init = 'scratch'")
         if self.init == "text-lm" and not self.init_from:

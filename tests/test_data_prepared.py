@@ -111,6 +111,8 @@ def test_val_windows_and_sources(inter):
     assert SPEECH not in tmod and MARKER not in tmod
     with pytest.raises(UserError, match="validation split is empty"):
         inter.val_windows(exclude_sources=("espeak", "wordnet"))
+    with pytest.raises(UserError, match="no source 'librispeech'.*expected some of"):
+        inter.val_windows(exclude_sources=("librispeech",))
 
 
 def test_speech_mode_unit_vocabulary(speech):

@@ -135,3 +135,16 @@ def test_overrides_may_follow_options(tmp_path, capsys):
     assert main(["status", str(sweep), "--store", str(tmp_path / "other"), "grid.model.size=[20k]"]) == 0
     out = capsys.readouterr().out
     assert "llama-20k" in out and "llama-30k" not in out and str(tmp_path / "other") in out
+
+
+def test_run_ids_are_stable_across_later_fields():
+    """Ids of specs stored before ``data.val_exclude`` existed do not change (values computed with
+    the spec module of that time); a non-default value does change the id."""
+    from scaling.spec import DataSpec, RunSpec, TrainSpec
+
+    assert RunSpec().run_id == "a4c1dc0a6561"
+    branched = RunSpec(data=DataSpec(mode="speech", context=64), train=TrainSpec(tokens=1000, branch_tokens=(500,), schedule="wsd"))
+    assert branched.run_id == "dce95c0f4781"
+    assert RunSpec(data=DataSpec(val_exclude=("espeak",))).run_id != RunSpec().run_id
+    with pytest.raises(UserError, match="data.val_exclude"):
+        RunSpec(data=DataSpec(val_exclude=("espeak", "espeak"))).validate()

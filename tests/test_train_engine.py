@@ -251,3 +251,18 @@ def test_two_process_gloo_matches_one_process(tmp_path, cache, monkeypatch):
     assert [r["tokens"] for r in two.evals()] == [r["tokens"] for r in one.evals()]
     assert [r["loss_val"] for r in two.evals()] == pytest.approx([r["loss_val"] for r in one.evals()], rel=1e-5)
     assert [r["loss_train"] for r in two.metrics()] == pytest.approx([r["loss_train"] for r in one.metrics()], rel=1e-5)
+
+
+def test_validation_can_leave_out_a_source(tmp_path, cache):
+    """data.val_exclude: an interleaved run validated without its speech source has text losses only;
+    an unknown source fails when the trainer starts, naming the sources there are."""
+    base = _spec(tokens=2 * PER_STEP, eval_points=1)
+    store = _store(tmp_path, cache, "s")
+    spec = dataclasses.replace(base, data=dataclasses.replace(base.data, mode="interleaved", val_exclude=("espeak",))).validate()
+    trainer = _trainer(store, spec)
+    assert trainer.fit() == "done"
+    row = trainer.run.evals()[-1]
+    assert "loss_val_text" in row and "loss_val_speech" not in row and row["loss_val"] == row["loss_val_text"]
+    bad = dataclasses.replace(spec, data=dataclasses.replace(spec.data, val_exclude=("youtube",))).validate()
+    with pytest.raises(UserError, match="no source 'youtube'"):
+        _trainer(store, bad)

@@ -171,6 +171,9 @@ class PreparedData:
         ``exclude_sources``: source names to leave out (see :meth:`sources`); ``limit``: at most
         that many windows (the first ones)."""
         key = tuple(sorted(set(exclude_sources)))
+        unknown = sorted(set(key) - set(self.sources()) - {TEXT_SOURCE})  # a textless run has no text to leave out
+        if unknown:
+            raise UserError(f"data.val_exclude = {list(exclude_sources)}: no source {unknown[0]!r} in this run's data; expected some of {self.sources()}")
         if key not in self._val:
             streams = self._streams("val", key, VAL_SEED)
             if not any(len(s) and p > 0 for s, p in zip(streams, self.probs)):

@@ -161,6 +161,8 @@ class Trainer:
         self.trunk: dict[str, Any] | None = None  # the trunk's state while a branch trains
         self.rows = {"metrics": 0, "evals": 0}  # rows this run has written to its logs
         self.autocast = self.device.type == "cuda"
+        if self.spec.data.val_exclude:  # an unknown source fails now, not at the first evaluation
+            self.prep.val_windows(self.spec.data.val_exclude, limit=1)
 
     # ----------------------------------------------------------------- state
     @property
@@ -276,7 +278,7 @@ class Trainer:
     def validation_losses(self) -> dict[str, float]:
         """Mean next-token loss on the validation windows: all targets, speech targets, text targets."""
         self.model.eval()
-        ids, mod = self.prep.val_windows(limit=self.spec.train.val_windows)
+        ids, mod = self.prep.val_windows(self.spec.data.val_exclude, limit=self.spec.train.val_windows)
         inputs, labels, target_mod = make_labels(ids, mod, self.spec.data.marker_loss)
         sums = {"all": 0.0, "speech": 0.0, "text": 0.0}
         counts = {"all": 0, "speech": 0, "text": 0}
