@@ -53,6 +53,25 @@ def engine_step_times(spec: RunSpec, store: Store, prep, steps: int) -> list[flo
     return [b - a for a, b in zip(ends, ends[1:])]
 
 
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def gemm_seconds_per_step(spec: RunSpec, store: Store, prep, steps: int) -> float:
+    """Seconds per engine step spent inside the model's dense matrix products (``aten::mm`` and
+    friends, self time under the profiler): work that any trainer of this model must do, already
+    running at the BLAS library's speed. ``HF step time / this`` is the ceiling of the speed-up any
+    trainer could reach over the HF ``Trainer`` on the same model while keeping its kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
+    trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
+    trainer.train_step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            trainer.train_step()
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in GEMM_OPS) / 1e6 / steps
+
+
 def hf_step_times(spec: RunSpec, prep, steps: int, out_dir: Path) -> list[float]:
     """Seconds per step of ``transformers.Trainer`` on the same model, windows, batch and optimizer."""
     from torch.utils.data import Dataset, SequentialSampler
@@ -117,7 +136,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch} x context {args.context} "
           f"= {args.batch * args.context} tokens/step, {args.repeats} alternating repeats, {args.warmup} untimed steps each")
     print(f"{'size':>5} {'params':>11} {'timed':>6} {'engine tok/s':>13} {'HF tok/s':>10} {'ratio':>6} {'best':>5} {'target':>7} "
-          f"{'peak GF/s':>10} {'MFU':>6}")
+          f"{'peak GF/s':>10} {'MFU':>6} {'GEMM share':>11} {'ceiling':>8}")
     for size, n_steps in zip(sizes, steps):
         model = resolve_model(ModelSpec(family="llama", size=size))
         spec = RunSpec(model=model, data=DataSpec(mode="text", corpus=args.corpus, context=args.context),
@@ -129,6 +148,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             times["engine"] += engine_step_times(spec, store, prep, n_steps)[args.warmup:]
             times["hf"] += hf_step_times(spec, prep, n_steps, work / "hf")[args.warmup:]
         peaks.append(measure_peak_flops(torch.device("cpu"), seconds=1.0))
+        gemm = gemm_seconds_per_step(spec, store, prep, 4)
         tokens = args.batch * args.context
         engine, hf = (tokens / statistics.median(times[k]) for k in ("engine", "hf"))
         n_total = count_params(spec.model, prep.vocab_size, prep.n_added_vocab, args.context).total
@@ -136,8 +156,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
         mfu = engine * 6 * n_total / peak
         target = TARGETS.get(size)
         print(f"{size:>5} {n_total:>11,} {len(times['engine']):>6} {engine:>13,.0f} {hf:>10,.0f} {engine / hf:>6.2f} {min(times['hf']) / min(times['engine']):>5.2f} "
-              f"{'>= %.1f' % target if target else '':>7} {peak / 1e9:>10.1f} {mfu:>6.1%}", flush=True)
+              f"{'>= %.1f' % target if target else '':>7} {peak / 1e9:>10.1f} {mfu:>6.1%} "
+              f"{gemm / statistics.median(times['engine']):>11.0%} {statistics.median(times['hf']) / gemm:>7.2f}x", flush=True)
     print("MFU target: >= 50% for 10M (6·N_total·tokens/s over the fp32 matmul peak measured above)")
+    print("GEMM share: the engine's step time spent in the model's matrix products (profiled); ceiling: HF step time over\n"
+          "that GEMM time, the largest speed-up over the HF Trainer that any trainer keeping the model's kernels could reach")
 
 
 if __name__ == "__main__":
