@@ -61,6 +61,8 @@ class DataSpec:
     val_exclude: sources left out of the validation windows behind ``loss_val*`` (as SIMS's
     validation set leaves out its synthetic speech): corpus sources such as ``espeak``, or
     ``wordnet`` for the text stream's sentences; checked against the run's data at its start.
+    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true), or
+    reuse the first epoch's spans, as data interleaved once offline would (false).
     """
 
     mode: str = "interleaved"
@@ -72,11 +74,12 @@ class DataSpec:
     speech_ratio: float = 0.3
     marker_loss: bool = True
     val_exclude: tuple[str, ...] = ()
+    resample_interleave: bool = True
 
 
 #: fields added after stores already held runs: hashed into the run id only when they differ from
 #: this value, so that the ids of existing runs do not change.
-_LATER_FIELDS = {("data", "val_exclude"): []}
+_LATER_FIELDS = {("data", "val_exclude"): [], ("data", "resample_interleave"): True}
 
 
 @dataclass(frozen=True)

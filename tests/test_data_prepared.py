@@ -98,7 +98,7 @@ def test_interleaved_determinism_and_resampling(inter, cache):
     masks0 = [stream.spoken_mask(i, 0) for i in range(len(stream))]
     masks1 = [stream.spoken_mask(i, 1) for i in range(len(stream))]
     assert any((a != b).any() for a, b in zip(masks0, masks1)), "spans are re-drawn each epoch"
-    fixed = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64), cache, seed=0, progress=False, resample_interleave=False)
+    fixed = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64, resample_interleave=False), cache, seed=0, progress=False)
     st = fixed._train[1]
     assert all((st.spoken_mask(i, 0) == st.spoken_mask(i, 3)).all() for i in range(len(st)))
 

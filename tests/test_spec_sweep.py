@@ -146,5 +146,6 @@ def test_run_ids_are_stable_across_later_fields():
     branched = RunSpec(data=DataSpec(mode="speech", context=64), train=TrainSpec(tokens=1000, branch_tokens=(500,), schedule="wsd"))
     assert branched.run_id == "dce95c0f4781"
     assert RunSpec(data=DataSpec(val_exclude=("espeak",))).run_id != RunSpec().run_id
+    assert RunSpec(data=DataSpec(resample_interleave=False)).run_id != RunSpec().run_id
     with pytest.raises(UserError, match="data.val_exclude"):
         RunSpec(data=DataSpec(val_exclude=("espeak", "espeak"))).validate()

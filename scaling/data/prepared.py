@@ -237,13 +237,13 @@ class PreparedData:
 
 
 def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | None = None,
-                 resample_interleave: bool = True, progress: bool = True) -> PreparedData:
+                 resample_interleave: bool | None = None, progress: bool = True) -> PreparedData:
     """Build (or load from ``cache_root``) everything a run reads, for ``data_spec`` (a DataSpec).
 
     ``tokenizer_dir``: local HF tokenizer of the text LM a run starts from; it is extended with
     unit tokens and markers for ``interleaved`` mode. None: the toolkit's default byte-level BPE
     (text / interleaved) or a unit-only vocabulary (speech). ``resample_interleave``: draw new
-    spoken spans every epoch (True) or reuse epoch 0's. ``progress``: report corpus building on
+    spoken spans every epoch (True) or reuse epoch 0's (None: ``data_spec.resample_interleave``). ``progress``: report corpus building on
     stderr.
     """
     mode = data_spec.mode
@@ -262,6 +262,8 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
     corpus = open_corpus(config, cache_root, progress) if mode != "text" else None
     kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
     vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir)
+    if resample_interleave is None:
+        resample_interleave = getattr(data_spec, "resample_interleave", True)
     return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave, cache_root)
 
 
