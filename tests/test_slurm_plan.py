@@ -21,7 +21,7 @@ from scaling.launch.manifest import JobRecord, Manifest, refresh
 from scaling.launch.resources import SlurmSettings, duration_minutes, memory_mb, resources_for
 from scaling.launch.scheduler import Partition, QueueEntry, parse_sinfo, parse_squeue, parse_time_minutes
 from scaling.launch.slurm import check_store_visible, decide, plan_arrays
-from scaling.launch.snapshot import content_id, snapshot_code
+from scaling.launch.snapshot import content_id, prune_snapshots, snapshot_code
 from scaling.store import Store
 from scaling.sweep import expand, load_sweep_config
 from tests.helpers import write_sweep
@@ -178,6 +178,16 @@ def test_code_snapshot_is_content_addressed(tmp_path):
     assert content_id(copy) == first.id
     (copy / "spec.py").write_text((copy / "spec.py").read_text() + "\n# edited\n")
     assert content_id(copy) != first.id
+
+
+def test_snapshots_no_open_job_uses_are_pruned(tmp_path):
+    store = Store(tmp_path / "store")
+    current = snapshot_code(store)
+    code = store.root / "slurm" / "code"
+    for old in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", ".cccccccccccc.123.tmp"):
+        (code / old / "scaling").mkdir(parents=True)
+    assert prune_snapshots(store, {current.id, "bbbbbbbbbbbb"}) == ["aaaaaaaaaaaa"]
+    assert sorted(p.name for p in code.iterdir()) == sorted([current.id, "bbbbbbbbbbbb"])
 
 
 # ----------------------------------------------------------------------------- fake SLURM commands

@@ -36,7 +36,7 @@ from scaling.launch import scheduler
 from scaling.launch.manifest import JobRecord, Manifest, refresh, store_lock
 from scaling.launch.resources import Resources, SlurmSettings, resources_for
 from scaling.launch.scheduler import SchedulerError, TransientSchedulerError, slurm_available, with_retries
-from scaling.launch.snapshot import Snapshot, snapshot_code
+from scaling.launch.snapshot import Snapshot, prune_snapshots, snapshot_code
 from scaling.spec import RunSpec
 from scaling.store import FINAL_STATES, Lease, RunDir, Store, now
 from scaling.sweep import Sweep
@@ -228,6 +228,9 @@ def launch_slurm(store: Store, sweep: Sweep, args: argparse.Namespace, say: Call
     manifest = Manifest(store)
     with store_lock(store, "launch"):
         queue = refresh(manifest, lambda ids: with_retries(lambda: scheduler.query_jobs(ids), say=say))
+        removed = [] if getattr(args, "dry_run", False) else prune_snapshots(store, {r.snapshot for r in manifest.jobs().values() if r.open})
+        if removed:
+            say(f"removed {len(removed)} code snapshot(s) no queued or running job uses: {', '.join(removed)}")
         decisions = decide(store, specs, manifest.by_run(), queue, settings)
         todo = [d for d in decisions if d.action == "submit"]
         arrays: list[ArrayPlan] = []

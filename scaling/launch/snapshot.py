@@ -7,6 +7,10 @@ left out). Launching unchanged code again reuses the snapshot. Jobs start with t
 directory and ``PYTHONPATH`` set to ``<store>/slurm/code/<id>``, which puts the copy ahead of the
 installed (or editable) package. The git commit of the checkout, with ``+dirty`` when the
 package has uncommitted changes, is recorded next to the id in the manifest.
+
+Each launch removes the snapshots that no open job of the manifest uses any more
+(:func:`prune_snapshots`, under the store's launch lock), so a store keeps one copy per code
+version still queued or running, not one per launch ever made.
 """
 
 from __future__ import annotations
@@ -79,3 +83,18 @@ def snapshot_code(store: Store) -> Snapshot:
         except OSError:  # another launch made the same snapshot first
             shutil.rmtree(tmp, ignore_errors=True)
     return Snapshot(sid, target, git_commit(source))
+
+
+def prune_snapshots(store: Store, keep: set[str]) -> list[str]:
+    """Remove ``<store>/slurm/code/<id>`` for every id not in ``keep`` (the snapshots of open jobs),
+    and leftovers of interrupted copies; returns the removed ids. Call it under the launch lock."""
+    code = store.root / "slurm" / "code"
+    removed = []
+    if code.is_dir():
+        for path in sorted(code.iterdir()):
+            stale_tmp = path.name.startswith(".") and path.name.endswith(".tmp")
+            if path.is_dir() and (stale_tmp or path.name not in keep):
+                shutil.rmtree(path, ignore_errors=True)
+                if not stale_tmp:
+                    removed.append(path.name)
+    return removed
