@@ -21,7 +21,7 @@ from scaling.store import Store
 from scaling.sweep import expand
 from scaling.train.distributed import World, rank_rows
 from scaling.train.entry import train_run
-from scaling.train.loop import Trainer
+from scaling.train.loop import Trainer, largest_that_fits
 from scaling.train.schedule import Plan, learning_rate
 from tests.helpers import PYTHON, REPO, link_cache
 
@@ -266,3 +266,22 @@ def test_validation_can_leave_out_a_source(tmp_path, cache):
     bad = dataclasses.replace(spec, data=dataclasses.replace(spec.data, val_exclude=("youtube",))).validate()
     with pytest.raises(UserError, match="no source 'youtube'"):
         _trainer(store, bad)
+
+
+def test_micro_batch_search_halves_on_out_of_memory(tmp_path, cache, monkeypatch):
+    """On a GPU the trainer looks for the largest micro-batch that fits by halving on OOM (here an
+    attempt that runs out of memory above 3 windows); $SCALING_MICRO_BATCH sets it outright."""
+    tried = []
+
+    def attempt(m):
+        tried.append(m)
+        if m > 3:
+            raise torch.OutOfMemoryError("fake")
+
+    assert largest_that_fits(16, attempt) == 2 and tried == [16, 8, 4, 2]
+    with pytest.raises(UserError, match="does not fit"):
+        largest_that_fits(5, lambda m: (_ for _ in ()).throw(torch.OutOfMemoryError("fake")))
+    monkeypatch.setenv("SCALING_MICRO_BATCH", "3")
+    assert _trainer(_store(tmp_path, cache, "m"), _spec()).micro_batch == 3
+    monkeypatch.delenv("SCALING_MICRO_BATCH")
+    assert _trainer(_store(tmp_path, cache, "w"), _spec()).micro_batch == 8  # CPU: the whole batch

@@ -1,8 +1,9 @@
 """torch.distributed set-up from the environment (torchrun or SLURM tasks).
 
 A run given several processes trains data-parallel: every rank reads its slice of the same
-global batch (:func:`rank_rows`), gradients are summed with one all-reduce per step of one flat
-buffer (:func:`all_reduce_grads`; gloo on CPU, NCCL on GPU).
+global batch (:func:`rank_rows`), and the trainer wraps its model in
+``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL on GPU), which all-reduces
+gradients in buckets while the backward pass of each step's last micro-batch still runs.
 """
 
 from __future__ import annotations
@@ -57,25 +58,6 @@ def rank_rows(batch_size: int, world: World) -> tuple[int, int]:
     per, extra = divmod(batch_size, world.size)
     lo = world.rank * per + min(world.rank, extra)
     return lo, lo + per + (1 if world.rank < extra else 0)
-
-
-def all_reduce_grads(params: list[torch.nn.Parameter], world: World) -> None:
-    """Sum the gradients of every rank in one flat all-reduce.
-
-    A parameter without a gradient on this rank (its micro-batches had no label tokens) takes part
-    with zeros, so every rank reduces the same buffer.
-    """
-    if world.size == 1:
-        return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    for p in params:
-        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
-        offset += p.numel()
 
 
 def barrier(world: World) -> None:

@@ -110,6 +110,8 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         trainer = Trainer(spec=spec, run=run, prep=prep, model=model, world=world, device=device,
                           should_stop=should_stop, checkpoint_seconds=checkpoint_seconds,
                           on_eval=_benchmark_hook())
+        if world.is_main:
+            run.update_status(micro_batch=trainer.micro_batch)
         resumed = trainer.resume()
         if world.is_main and resumed:
             run.update_status(resumed_from_step=trainer.step)

@@ -23,6 +23,7 @@ Conventions (recorded in every metrics and evaluation row):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -41,7 +42,7 @@ from scaling.models import count_params, flops_per_token
 from scaling.spec import RunSpec
 from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
 from scaling.train.checkpoint import load_checkpoint, save_checkpoint
-from scaling.train.distributed import World, all_reduce_grads, barrier, broadcast_flag, rank_rows
+from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
 from scaling.train.schedule import Plan, Stretch, learning_rate
 
 __all__ = ["Accounting", "Plan", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
@@ -129,7 +130,7 @@ class Trainer:
     model: torch.nn.Module
     world: World = field(default_factory=World)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    micro_batch: int = 0  # windows per forward pass on this rank; 0 = the whole local batch
+    micro_batch: int = 0  # windows per forward pass on this rank; 0 = $SCALING_MICRO_BATCH, else automatic (_largest_micro_batch)
     checkpoint_seconds: float = 60.0
     log_every: int = 10
     should_stop: Callable[[], bool] = lambda: False
@@ -147,6 +148,11 @@ class Trainer:
         self.flops = flops_per_token(self.spec.model, self.counts, self.prep.vocab_size, self.spec.data.context)
         self.model.to(self.device)
         self.params = params = list(self.model.parameters())
+        self.micro_batch = self.micro_batch or int(os.environ.get("SCALING_MICRO_BATCH", "0")) or self._largest_micro_batch()
+        # several ranks: DDP all-reduces bucketed gradients while the last micro-batch's backward
+        # still runs (rank 0's weights are broadcast here, so every rank starts from the same model)
+        self.forward = self.model if self.world.size == 1 else torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False)
         t = self.spec.train
         self.optimizer = torch.optim.AdamW(
             [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
@@ -163,6 +169,36 @@ class Trainer:
         self.autocast = self.device.type == "cuda"
         if self.spec.data.val_exclude:  # an unknown source fails now, not at the first evaluation
             self.prep.val_windows(self.spec.data.val_exclude, limit=1)
+
+    def _largest_micro_batch(self) -> int:
+        """Windows per forward pass: the whole local batch on CPU; on a GPU the largest that fits,
+        found by a forward and backward pass at full context (halving on out-of-memory) while the
+        memory AdamW's moments (and DDP's buckets) will take is held, agreed as the minimum over
+        ranks. The global batch stays the spec's: micro-batches accumulate gradients."""
+        lo, hi = rank_rows(self.spec.train.batch_size, self.world)
+        local = max(1, hi - lo)
+        if self.device.type != "cuda":
+            return local
+        vocab, context = self.prep.vocab_size, self.spec.data.context
+        n_params = sum(p.numel() for p in self.params)
+
+        def attempt(m: int) -> None:
+            held = torch.empty(n_params * (3 if self.world.size > 1 else 2), dtype=torch.float32, device=self.device)
+            try:
+                x = torch.randint(0, vocab, (m, context), device=self.device)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = self.model(input_ids=x).logits
+                torch.nn.functional.cross_entropy(logits.float().view(-1, vocab), x.view(-1)).backward()
+            finally:
+                del held
+                self.model.zero_grad(set_to_none=True)
+
+        m = largest_that_fits(local, attempt, on_oom=torch.cuda.empty_cache)
+        if self.world.size > 1:
+            t = torch.tensor([m], device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            m = int(t.item())
+        return m
 
     # ----------------------------------------------------------------- state
     @property
@@ -254,18 +290,22 @@ class Trainer:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)  # backward then hands its gradients over without a copy
         loss_sum = torch.zeros((), device=self.device)
-        for start in range(lo, hi, micro):
-            y = labels[start:min(hi, start + micro)]
-            if not (y != -100).any():
-                continue
+        # micro-batches with label tokens; with several ranks every rank runs at least one (a rank
+        # whose rows carry no labels contributes zeros), and only the last one synchronises
+        starts = [a for a in range(lo, hi, micro) if (labels[a:min(hi, a + micro)] != -100).any()]
+        if not starts and self.world.size > 1:
+            starts = [lo]
+        # the loss is a sum over the global batch's labels; DDP averages gradients over ranks
+        for i, start in enumerate(starts):
             x = inputs[start:min(hi, start + micro)].to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(input_ids=x).logits
-            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100, reduction="sum")
-            (loss / n_label).backward()
+            y = labels[start:min(hi, start + micro)].to(self.device, non_blocking=True)
+            sync = self.world.size == 1 or i == len(starts) - 1
+            with contextlib.nullcontext() if sync else self.forward.no_sync():
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                    logits = self.forward(input_ids=x).logits
+                loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100, reduction="sum")
+                (loss / n_label * self.world.size).backward()
             loss_sum += loss.detach()
-        all_reduce_grads(self.params, self.world)
         if self.world.size > 1:
             torch.distributed.all_reduce(loss_sum)
         torch.nn.utils.clip_grad_norm_(self.params, self.spec.train.grad_clip, foreach=True)
@@ -378,6 +418,22 @@ class Trainer:
                 if broadcast_flag(self.should_stop(), self.world, self.device):
                     return "stopped"
         return "done"
+
+
+def largest_that_fits(n: int, attempt: Callable[[int], None], on_oom: Callable[[], None] = lambda: None) -> int:
+    """The largest of n, ⌈n/2⌉, ⌈n/4⌉ … 1 for which ``attempt(m)`` does not run out of memory
+    (``torch.OutOfMemoryError``); UserError when even 1 does not fit."""
+    m = n
+    while True:
+        try:
+            attempt(m)
+            return m
+        except torch.OutOfMemoryError:
+            on_oom()
+            if m == 1:
+                raise UserError("one window of data.context tokens does not fit in the accelerator's memory with the model, its "
+                                "gradients and AdamW's moments; expected a shorter data.context or a smaller model") from None
+            m = (m + 1) // 2
 
 
 def host_info() -> dict[str, Any]:
