@@ -253,6 +253,50 @@ def test_two_process_gloo_matches_one_process(tmp_path, cache, monkeypatch):
     assert [r["loss_train"] for r in two.metrics()] == pytest.approx([r["loss_train"] for r in one.metrics()], rel=1e-5)
 
 
+@pytest.mark.timeout(300)
+def test_two_ranks_killed_mid_run_resume_from_their_optimizer_shards(tmp_path, cache, monkeypatch):
+    """Two gloo ranks (ZeRO-1: each checkpoints its share of AdamW's state) killed with -9 after a
+    checkpoint, then restarted, end where one uninterrupted process ends (WSD with a decay branch);
+    one shard per rank is left; a single process cannot resume their checkpoint."""
+    import signal
+    import time
+
+    spec = _spec(size="50k", tokens=40 * PER_STEP, schedule="wsd", branch_tokens=(20 * PER_STEP,), eval_points=2)
+    single, ddp = _store(tmp_path, cache, "single"), _store(tmp_path, cache, "ddp")
+    for store in (single, ddp):
+        store.register(spec)
+    monkeypatch.setattr("scaling.train.entry._benchmark_hook", lambda: None)
+    assert train_run(single.root, spec.run_id, threads=1) == "done"
+
+    def ranks(*extra):
+        port = _free_port()
+        return [subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(ddp.root), spec.run_id, "--threads", "1", *extra],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                                 env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE="2",
+                                          LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+                for r in range(2)]
+
+    run = ddp.run(spec.run_id)
+    procs = ranks("--checkpoint-seconds", "0")
+    deadline = time.time() + 200
+    while not (run.checkpoint_dir / "latest.pt").exists() and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.005)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert run.status()["state"] == "running", "the run finished before it could be killed"
+    with pytest.raises(UserError, match="written by 2 process"):
+        _trainer(ddp, spec).resume()
+    procs = ranks()
+    outputs = [p.communicate(timeout=200)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    one, two = single.run(spec.run_id), ddp.run(spec.run_id)
+    assert two.status()["state"] == "done" and two.status()["resumed_from_step"] > 0
+    assert [(r["tokens"], r["branch"]) for r in two.evals()] == [(r["tokens"], r["branch"]) for r in one.evals()]
+    assert [r["loss_val"] for r in two.evals()] == pytest.approx([r["loss_val"] for r in one.evals()], rel=1e-5)
+    assert sorted(p.name.split(".")[-2] for p in run.checkpoint_dir.glob("optimizer-*.pt")) == ["rank0", "rank1"]
+
+
 def test_validation_can_leave_out_a_source(tmp_path, cache):
     """data.val_exclude: an interleaved run validated without its speech source has text losses only;
     an unknown source fails when the trainer starts, naming the sources there are."""

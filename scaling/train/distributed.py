@@ -3,7 +3,8 @@
 A run given several processes trains data-parallel: every rank reads its slice of the same
 global batch (:func:`rank_rows`), and the trainer wraps its model in
 ``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL on GPU), which all-reduces
-gradients in buckets while the backward pass of each step's last micro-batch still runs.
+gradients in buckets while the backward pass of each step's last micro-batch still runs, and keeps
+AdamW's state sharded over the ranks (ZeRO-1; see :mod:`scaling.train.checkpoint`).
 """
 
 from __future__ import annotations

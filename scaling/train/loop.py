@@ -41,7 +41,7 @@ from scaling.errors import UserError
 from scaling.models import count_params, flops_per_token
 from scaling.spec import RunSpec
 from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
-from scaling.train.checkpoint import load_checkpoint, save_checkpoint
+from scaling.train.checkpoint import drop_shards, load_checkpoint, load_shard, save_checkpoint, save_shard
 from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
 from scaling.train.schedule import Plan, Stretch, learning_rate
 
@@ -151,14 +151,20 @@ class Trainer:
         self.micro_batch = self.micro_batch or int(os.environ.get("SCALING_MICRO_BATCH", "0")) or self._largest_micro_batch()
         # several ranks: DDP all-reduces bucketed gradients while the last micro-batch's backward
         # still runs (rank 0's weights are broadcast here, so every rank starts from the same model)
+        # (gradients are views into DDP's buckets: no second copy of them)
         self.forward = self.model if self.world.size == 1 else torch.nn.parallel.DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False)
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False,
+            gradient_as_bucket_view=True)
         t = self.spec.train
-        self.optimizer = torch.optim.AdamW(
-            [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-            lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8, fused=True,
-        )
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+        adamw = dict(lr=t.lr, betas=(t.beta1, t.beta2), eps=1e-8, fused=True)
+        if self.world.size == 1:
+            self.optimizer = torch.optim.AdamW(groups, **adamw)
+        else:  # ZeRO-1: each rank keeps AdamW's moments of its share of the parameters only
+            from torch.distributed.optim import ZeroRedundancyOptimizer
+
+            self.optimizer = ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, **adamw)
         self.step = 0
         self.acc = Accounting()
         self.lr = learning_rate(t, 0, self.plan.n_steps)
@@ -173,7 +179,7 @@ class Trainer:
     def _largest_micro_batch(self) -> int:
         """Windows per forward pass: the whole local batch on CPU; on a GPU the largest that fits,
         found by a forward and backward pass at full context (halving on out-of-memory) while the
-        memory AdamW's moments (and DDP's buckets) will take is held, agreed as the minimum over
+        memory this rank's share of AdamW's moments will take is held, agreed as the minimum over
         ranks. The global batch stays the spec's: micro-batches accumulate gradients."""
         lo, hi = rank_rows(self.spec.train.batch_size, self.world)
         local = max(1, hi - lo)
@@ -183,7 +189,7 @@ class Trainer:
         n_params = sum(p.numel() for p in self.params)
 
         def attempt(m: int) -> None:
-            held = torch.empty(n_params * (3 if self.world.size > 1 else 2), dtype=torch.float32, device=self.device)
+            held = torch.empty(-(-2 * n_params // self.world.size), dtype=torch.float32, device=self.device)
             try:
                 x = torch.randint(0, vocab, (m, context), device=self.device)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -206,13 +212,18 @@ class Trainer:
         """What is being trained now: the trunk, or the decay branch in progress."""
         return self.plan.trunk if self.branch is None else self.plan.branches[self.branch]
 
+    @property
+    def _local_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer whose state this rank holds (with several ranks, its ZeRO shard's AdamW)."""
+        return self.optimizer if self.world.size == 1 else self.optimizer.optim
+
     def _line(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+        return {"model": self.model.state_dict(), "optimizer": self._local_optimizer.state_dict(), "step": self.step,
                 "accounting": self.acc.as_dict()}
 
     def _load_line(self, line: dict[str, Any]) -> None:
         self.model.load_state_dict(line["model"])
-        self.optimizer.load_state_dict(line["optimizer"])
+        self._local_optimizer.load_state_dict(line["optimizer"])
         self.step = line["step"]
         self.acc = Accounting.from_dict(line["accounting"])
 
@@ -223,13 +234,34 @@ class Trainer:
         return {**trunk, "next_branch": self.next_branch, "branch": branch, "rows": dict(self.rows), "run_id": self.spec.run_id}
 
     def save(self) -> None:
+        """Checkpoint atomically. With several ranks each writes its optimizer shard first
+        (:func:`~scaling.train.checkpoint.save_shard`), then rank 0 the rest, naming the shards'
+        tag: a kill at any moment leaves a whole checkpoint whose shards all exist."""
+        state = self.state_dict()
+        if self.world.size > 1:
+            tag = f"{self.next_branch}-{self.branch}-{self.step}"
+            shard = {"trunk": state.pop("optimizer"), "branch": state["branch"] and state["branch"]["line"].pop("optimizer")}
+            save_shard(self.run.checkpoint_dir, tag, self.world.rank, shard)
+            barrier(self.world)
+            state["shards"] = {"tag": tag, "world_size": self.world.size}
         if self.world.is_main:
-            save_checkpoint(self.run.checkpoint_dir, self.state_dict())
+            save_checkpoint(self.run.checkpoint_dir, state)
         barrier(self.world)
+        if self.world.size > 1:
+            drop_shards(self.run.checkpoint_dir, self.world.rank, keep=state["shards"]["tag"])
 
     def resume(self) -> bool:
         """Load the latest checkpoint if any; drop log rows written after it. True if resumed."""
         state = load_checkpoint(self.run.checkpoint_dir)
+        shards = state and state.pop("shards", None)
+        if state is not None and (shards or {}).get("world_size", 1) != self.world.size:
+            raise UserError(f"the checkpoint in {self.run.checkpoint_dir} was written by {(shards or {}).get('world_size', 1)} "
+                            f"process(es), each holding its share of the optimizer state; expected to resume with as many, not {self.world.size}")
+        if shards:
+            shard = load_shard(self.run.checkpoint_dir, shards["tag"], self.world.rank)
+            state["optimizer"] = shard["trunk"]
+            if state["branch"] is not None:
+                state["branch"]["line"]["optimizer"] = shard["branch"]
         if state is None:
             if self.world.is_main:  # a run restarted before its first checkpoint starts clean
                 for f in (self.run.metrics_file, self.run.evals_file):
