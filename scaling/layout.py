@@ -11,14 +11,46 @@ corpus' codebook size K and the base text tokenizer:
 
 The base is the toolkit's default byte-level BPE (:data:`scaling.data.vocab.DEFAULT_TEXT_VOCAB`
 rows, pad and eos included) unless a run starts from a local text LM, whose tokenizer is read.
+
+``scaling plan`` may run before the text LMs are downloaded: inside :func:`published_tokenizers`,
+a missing ``init_from`` directory of a named size (``qwen2.5-7B`` …) is planned with the size of
+that model's published tokenizer (:data:`PUBLISHED_TOKENIZERS`), and the substitution is recorded
+so the command can say so. Training and launching always read the real directory.
 """
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from scaling.spec import DataSpec
+
+
+#: (tokens, special rows the toolkit adds) of the published tokenizers of the named sizes' text LMs:
+#: Qwen2.5 base (151,665 tokens; its pad is its eos, so a pad is added), Llama-3.2 (128,256; no pad),
+#: OPT (50,265; own pad and eos).
+PUBLISHED_TOKENIZERS: dict[str, tuple[int, int]] = {
+    **{f"qwen2.5-{b}": (151_665, 1) for b in ("0.5B", "1.5B", "3B", "7B")},
+    "llama-3.2-3B": (128_256, 1),
+    "opt-125m": (50_265, 0),
+}
+
+_substitutes: ContextVar[dict[str, str] | None] = ContextVar("published_tokenizer_substitutes", default=None)
+
+
+@contextlib.contextmanager
+def published_tokenizers() -> Iterator[dict[str, str]]:
+    """Within this block, plan missing ``init_from`` directories of named sizes with their published
+    tokenizer's size; yields {init_from: model size} of every substitution made."""
+    made: dict[str, str] = {}
+    token = _substitutes.set(made)
+    try:
+        yield made
+    finally:
+        _substitutes.reset(token)
 
 
 @lru_cache(maxsize=64)
@@ -31,16 +63,22 @@ def _local_base(path: str) -> tuple[int, int]:
     return len(tok), extra
 
 
-def vocab_layout(data: DataSpec, init: str = "scratch", init_from: str = "") -> tuple[int, int]:
-    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech."""
+def vocab_layout(data: DataSpec, init: str = "scratch", init_from: str = "", model_size: str = "") -> tuple[int, int]:
+    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech.
+    ``model_size``: the run's model size, for :func:`published_tokenizers`."""
     from scaling.data.config import resolve_corpus
     from scaling.data.vocab import DEFAULT_TEXT_VOCAB
 
     k = resolve_corpus(data.corpus).units.k
     if data.mode == "speech":
         return k + 2, k + 2
+    made = _substitutes.get()
     if init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
-        base, extra = _local_base(init_from)
+        if made is not None and model_size in PUBLISHED_TOKENIZERS and not Path(init_from).expanduser().is_dir():
+            base, extra = PUBLISHED_TOKENIZERS[model_size]
+            made[init_from] = model_size
+        else:
+            base, extra = _local_base(init_from)
     else:
         base, extra = DEFAULT_TEXT_VOCAB, 0
     if data.mode == "text":

@@ -203,7 +203,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             spec_dict["sweep"] = name
             spec = from_dict(RunSpec, spec_dict)
             spec = replace(spec, model=resolve_model(spec.model))
-            vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
+            vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
             counts = count_params(spec.model, vocab, added, spec.data.context)
             n = counts.total if convention == "total" else counts.non_embedding
             point_tokens = []

@@ -24,7 +24,7 @@ from scaling.launch.slurm import check_store_visible, decide, plan_arrays
 from scaling.launch.snapshot import content_id, prune_snapshots, snapshot_code
 from scaling.store import Store
 from scaling.sweep import expand, load_sweep_config
-from tests.helpers import write_sweep
+from tests.helpers import REPO, scaling, write_sweep
 
 HOST = socket.gethostname().split(".")[0]
 PART = Partition("debug", True, True, None, (HOST,), 2, 8000, 0)
@@ -361,3 +361,18 @@ def test_job_signals_environment_and_key(monkeypatch):
     env.update(SLURM_NTASKS="4", SLURM_JOB_NODELIST="gpu[07-08]", SLURM_ARRAY_JOB_ID="12300", SLURM_ARRAY_TASK_ID="45")
     set_distributed_env()
     assert (env["MASTER_ADDR"], env["MASTER_PORT"], job_key()) == ("gpu07", "32345", "12300_45")
+
+
+def test_plan_of_the_paper_sweep_before_its_text_lms_are_downloaded(tmp_path):
+    """`scaling plan` on the shipped SIMS sweep, without the Qwen2.5 directories: sizes come from the
+    published tokenizers (said in a note), times from slurm.throughput per GPU; nothing is stored."""
+    out = scaling("plan", str(REPO / "sweeps" / "sims_paper.yaml"), "--store", str(tmp_path / "store"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    seven = [line for line in lines if "qwen2.5-7B" in line and "-s0" in line]
+    assert len(seven) == 5 and all(" 7.62B " in line for line in seven)
+    # 6·N·D at the sweep's 1.2e14 FLOP/s per GPU, 8 GPUs for 7B: 2e20 FLOPs -> 57.9 h of wall time
+    assert any("2.00e+20" in line and "57.9h" in line for line in seven)
+    assert sum("planned with its published tokenizer's size" in line for line in lines) == 4
+    assert "of task (GPU) time left" in out.stdout
+    assert not (tmp_path / "store").exists()

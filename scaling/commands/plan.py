@@ -26,7 +26,36 @@ def measured_flops_per_second(store) -> tuple[float | None, str]:
     return None, ""
 
 
+def slurm_rates(sweep):
+    """For a sweep bound for SLURM (``executor: slurm``, or ``auto`` with a ``slurm:`` section): a
+    function N_total → (6·N·D FLOP/s per task, tasks), by the rules of its SLURM time limits; else None."""
+    section = sweep.config.get("slurm")
+    if sweep.config.get("executor", "local") not in ("slurm", "auto") or not section:
+        return None
+    from scaling.launch.resources import CPU_THROUGHPUT, GPU_THROUGHPUT, SlurmSettings
+
+    settings = SlurmSettings.from_config(section, {})
+
+    def rate(n_params: int) -> tuple[float, int]:
+        s = settings.for_params(n_params)
+        tasks = s.gpus_per_run or s.tasks_per_run or 1
+        return s.throughput or (GPU_THROUGHPUT if s.gpus_per_run else CPU_THROUGHPUT), tasks
+
+    return rate
+
+
 def run(args: argparse.Namespace) -> int:
+    from scaling.layout import published_tokenizers
+
+    with published_tokenizers() as substituted:
+        status = _plan(args)
+    for path, size in sorted(substituted.items()):
+        print(f"note: {path} does not exist; {size} runs were planned with its published tokenizer's size "
+              "(training needs the directory: nothing is downloaded)")
+    return status
+
+
+def _plan(args: argparse.Namespace) -> int:
     from scaling.layout import vocab_layout
     from scaling.models import count_params, flops_per_token
     from scaling.launch.local import order_with_dependencies
@@ -34,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     sweep, store = open_sweep(args)
     rate, source = measured_flops_per_second(store)
-    if rate is None:
+    slurm = slurm_rates(sweep) if rate is None else None
+    if slurm is not None:
+        rate, source = 0.0, "slurm.throughput per task of the sweep's slurm section (or its default), times the run's tasks"
+    elif rate is None:
         from scaling.train.loop import measure_peak_flops
         import torch
 
@@ -43,15 +75,16 @@ def run(args: argparse.Namespace) -> int:
     rows, total_flops, total_tokens, total_time = [], 0.0, 0, 0.0
     specs = order_with_dependencies(list(sweep.runs))
     for spec in specs:
-        vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
+        vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
         counts = count_params(spec.model, vocab, added, spec.data.context)
         spent = Plan.of(spec).tokens_spent  # the budget, plus what decay branches add
         flops = flops_per_token(spec.model, counts, vocab, spec.data.context)["6nd"] * spent
         state = store.run(spec.run_id).status().get("state", "pending") if store.run(spec.run_id).spec_file.exists() else "new"
-        seconds = flops / rate
+        per_task, tasks = slurm(counts.total) if slurm is not None else (rate, 1)
+        seconds = flops / (per_task * tasks)  # wall time
         total_flops += flops
         total_tokens += spent
-        total_time += seconds if state not in ("done", "diverged") else 0
+        total_time += seconds * tasks if state not in ("done", "diverged") else 0
         m = spec.model
         rows.append([spec.run_id, spec.name, f"{m.n_layers}x{m.d_model}", human(counts.total), human(counts.non_embedding),
                      human(spec.train.tokens), f"{spec.train.tokens / counts.total:.1f}", f"{flops:.2e}", duration(seconds), state])
@@ -59,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     extra = len(specs) - len(sweep.runs)
     print(f"\nsweep {sweep.name}: {len(sweep.runs)} runs" + (f" + {extra} text-LM pre-training run(s)" if extra else "")
           + f", {human(total_tokens)} tokens, {total_flops:.3g} FLOPs; "
-          f"estimated {duration(total_time)} of compute left at {rate:.3g} FLOP/s ({source}); store {store.root}")
+          + (f"estimated {duration(total_time)} of compute left at {rate:.3g} FLOP/s ({source})" if slurm is None else
+             f"estimated {duration(total_time)} of task (GPU) time left; est.time is each run's wall time ({source})")
+          + f"; store {store.root}")
     print("nothing was trained (dry run); `scaling launch` trains it")
     return 0

@@ -237,7 +237,7 @@ def run_size(spec: RunSpec) -> int:
     from scaling.layout import vocab_layout
     from scaling.models import count_params
 
-    vocab, added = vocab_layout(spec.data, spec.init, spec.init_from)
+    vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
     return count_params(spec.model, vocab, added, spec.data.context).total
 
 
