@@ -373,6 +373,7 @@ def test_plan_of_the_paper_sweep_before_its_text_lms_are_downloaded(tmp_path):
     assert len(seven) == 5 and all(" 7.62B " in line for line in seven)
     # 6·N·D at the sweep's 1.2e14 FLOP/s per GPU, 8 GPUs for 7B: 2e20 FLOPs -> 57.9 h of wall time
     assert any("2.00e+20" in line and "57.9h" in line for line in seven)
+    assert all("68.5GB" in line for line in seven)  # 7.62B x (8 + 8/8) bytes: ZeRO-1 over 8 GPUs
     assert sum("planned with its published tokenizer's size" in line for line in lines) == 4
     assert "of task (GPU) time left" in out.stdout
     assert not (tmp_path / "store").exists()

@@ -88,7 +88,14 @@ def _plan(args: argparse.Namespace) -> int:
         m = spec.model
         rows.append([spec.run_id, spec.name, f"{m.n_layers}x{m.d_model}", human(counts.total), human(counts.non_embedding),
                      human(spec.train.tokens), f"{spec.train.tokens / counts.total:.1f}", f"{flops:.2e}", duration(seconds), state])
-    print(table(rows, ["run_id", "name", "LxD", "N_total", "N_nonemb", "tokens", "D/N", "FLOPs(6ND)", "est.time", "state"]))
+        if slurm is not None:  # weights and gradients (fp32) plus this rank's ZeRO-1 share of AdamW's two moments
+            rows[-1].insert(-2, f"{counts.total * (8 + 8 / tasks) / 1e9:.1f}GB")
+    header = ["run_id", "name", "LxD", "N_total", "N_nonemb", "tokens", "D/N", "FLOPs(6ND)", "est.time", "state"]
+    if slurm is not None:
+        header.insert(-2, "mem/task")
+    print(table(rows, header))
+    if slurm is not None:
+        print("mem/task: fp32 weights and gradients plus the task's share of AdamW's moments, before activations")
     extra = len(specs) - len(sweep.runs)
     print(f"\nsweep {sweep.name}: {len(sweep.runs)} runs" + (f" + {extra} text-LM pre-training run(s)" if extra else "")
           + f", {human(total_tokens)} tokens, {total_flops:.3g} FLOPs; "
