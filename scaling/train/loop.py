@@ -150,8 +150,8 @@ class Trainer:
         self.params = params = list(self.model.parameters())
         self.micro_batch = self.micro_batch or int(os.environ.get("SCALING_MICRO_BATCH", "0")) or self._largest_micro_batch()
         # several ranks: DDP all-reduces bucketed gradients while the last micro-batch's backward
-        # still runs (rank 0's weights are broadcast here, so every rank starts from the same model)
-        # (gradients are views into DDP's buckets: no second copy of them)
+        # still runs; rank 0's weights are broadcast here, so every rank starts from the same model;
+        # gradients are views into DDP's buckets, so there is no second copy of them
         self.forward = self.model if self.world.size == 1 else torch.nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None, broadcast_buffers=False,
             gradient_as_bucket_view=True)
