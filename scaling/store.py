@@ -258,7 +258,7 @@ class Lease:
                 try:
                     os.rename(self.run.lease_file, self.run.path / f".lease.stale.{os.getpid()}.{time.time_ns()}")
                 except FileNotFoundError:
-                    pass
+                    pass  # another process moved the stale lease aside first; try to create ours again
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump(self.owner, f)
@@ -294,7 +294,7 @@ class Lease:
             if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
                 self.run.lease_file.unlink()
         except (FileNotFoundError, json.JSONDecodeError):
-            pass
+            pass  # no lease file (already broken as stale) or one being written by its next holder: not ours to remove
         for stale in self.run.path.glob(".lease.stale.*"):
             stale.unlink(missing_ok=True)
 

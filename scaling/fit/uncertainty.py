@@ -96,7 +96,7 @@ def bootstrap(n, d, y, fit: FitResult, *, groups=None, n_boot: int = 1000, seed:
         try:
             row.update(derived_quantities(p, fit.law, fit.approach, targets_c))
         except UserError:
-            pass
+            pass  # this resample's law has no allocation (e.g. a non-positive exponent): its parameters still count
         rows.append(row)
     samples = pd.DataFrame(rows)
     n_failed = int(n_boot - len(rows))
