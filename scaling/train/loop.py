@@ -44,6 +44,7 @@ from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
 from scaling.train.checkpoint import drop_shards, load_checkpoint, load_shard, save_checkpoint, save_shard
 from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
 from scaling.train.schedule import Plan, Stretch, learning_rate
+from scaling.train.speech_only import speech_only_loss
 
 __all__ = ["Accounting", "Plan", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
 
@@ -348,7 +349,8 @@ class Trainer:
 
     @torch.no_grad()
     def validation_losses(self) -> dict[str, float]:
-        """Mean next-token loss on the validation windows: all targets, speech targets, text targets."""
+        """Mean next-token loss on the validation windows: all targets, speech targets, text targets;
+        and ``loss_val_speech_only`` on the speech-only windows every speech LM shares (:mod:`scaling.train.speech_only`)."""
         self.model.eval()
         ids, mod = self.prep.val_windows(self.spec.data.val_exclude, limit=self.spec.train.val_windows)
         inputs, labels, target_mod = make_labels(ids, mod, self.spec.data.marker_loss)
@@ -370,6 +372,7 @@ class Trainer:
             out["loss_val_speech"] = sums["speech"] / counts["speech"]
         if counts["text"]:
             out["loss_val_text"] = sums["text"] / counts["text"]
+        out.update(speech_only_loss(self.model, self.prep, self.spec.data, self.spec.train.val_windows, self.device, self.autocast))
         return out
 
     def accounting_row(self) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""loss_val_speech_only: the same speech-only validation units for every mode, scored on unit targets only."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from scaling.data import PAD, SPEECH, prepare_data
+from scaling.models import resolve_model
+from scaling.models.build import build_model
+from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec
+from scaling.store import Store
+from scaling.train.loop import Trainer
+from scaling.train.speech_only import mean_target_nll, speech_only_loss, speech_only_windows, unit_targets
+from tests.helpers import link_cache
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "data-cache"  # shared by the data test modules
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """In-process forward passes on one thread, whatever the machine's load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _prep(cache, mode: str):
+    return prepare_data(DataSpec(mode=mode, corpus="tiny", context=16), cache, seed=0, progress=False)
+
+
+def test_windows_of_hand_sequences():
+    """Units shifted by the offset, eos after each utterance, packed; eos and padding are not unit targets."""
+    seqs = [np.array([0, 1, 2]), np.array([3, 4])]
+    ids, mod = speech_only_windows(seqs, unit_offset=10, eos_id=99, pad_id=98, context=4)
+    stream = ids[0].tolist() + ids[1][1:].tolist()
+    first, second = [10, 11, 12, 99], [13, 14, 99]
+    assert stream[:7] in (first + second, second + first)  # a fixed order, either way round
+    assert stream[7:] == [98, 98]  # the tail window is padded
+    assert (mod[ids != 98] == SPEECH).all() and (mod[ids == 98] == PAD).all()
+    keep = unit_targets(ids, mod, eos_id=99)
+    assert keep.sum() == 4 and not keep[ids[:, 1:] == 99].any()  # the stream's first unit is context only
+    again = speech_only_windows(seqs, unit_offset=10, eos_id=99, pad_id=98, context=4, limit=1)
+    assert np.array_equal(again[0], ids[:1])
+
+
+def test_interleaved_and_textless_runs_score_the_same_units(cache):
+    """The same unit at the same position of the same window in both vocabularies (ids differ by the offset)."""
+    windows = {}
+    for mode in ("interleaved", "speech"):
+        prep = _prep(cache, mode)
+        lay = prep.vocab.layout
+        records = prep.corpus.select("val")
+        ids, mod = speech_only_windows([prep.corpus.units(r) for r in records], lay.unit_offset, lay.eos_id, lay.pad_id, prep.context)
+        keep = unit_targets(ids, mod, lay.eos_id)
+        windows[mode] = (keep, np.where(keep, ids[:, 1:] - lay.unit_offset, -1))
+    (keep_i, units_i), (keep_s, units_s) = windows["interleaved"], windows["speech"]
+    assert keep_i.sum() > 0
+    assert np.array_equal(keep_i, keep_s) and np.array_equal(units_i, units_s)
+
+
+def test_mean_nll_matches_a_hand_computation(cache):
+    prep = _prep(cache, "speech")
+    lay = prep.vocab.layout
+    model = build_model(resolve_model(ModelSpec(size="20k")), prep.vocab_size, prep.context, seed=0, pad_id=prep.pad_id).eval()
+    records = prep.corpus.select("val")
+    ids, mod = speech_only_windows([prep.corpus.units(r) for r in records], lay.unit_offset, lay.eos_id, lay.pad_id, prep.context)
+    keep = unit_targets(ids, mod, lay.eos_id)
+    total = 0.0
+    with torch.no_grad():
+        for window, mask in zip(ids, keep):  # one window at a time, log-softmax and gather by hand
+            logp = torch.log_softmax(model(input_ids=torch.from_numpy(window[None, :-1])).logits[0].double(), -1)
+            total -= float(logp[torch.arange(len(window) - 1), torch.from_numpy(window[1:])][torch.from_numpy(mask)].sum())
+    # float32 logits summed over a few hundred targets in two different orders: agreement to ~1e-6 relative
+    assert mean_target_nll(model, ids, keep, torch.device("cpu")) == pytest.approx(total / keep.sum(), rel=1e-5)
+
+
+def test_every_speech_run_reports_the_column_and_text_runs_do_not(tmp_path, cache):
+    link_cache(tmp_path / "store", cache)
+    store = Store(tmp_path / "store")
+    rows = {}
+    for mode in ("interleaved", "speech", "text"):
+        spec = RunSpec(model=resolve_model(ModelSpec(size="20k")), data=DataSpec(mode=mode, corpus="tiny", context=16),
+                       train=TrainSpec(tokens=2 * 8 * 16, batch_size=8, eval_points=1, val_windows=4)).validate()
+        prep = prepare_data(spec.data, store.cache, seed=0, progress=False)
+        model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
+        trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
+        assert trainer.fit() == "done"
+        rows[mode] = trainer.run.evals()[-1]
+        if mode != "text":  # at most val_windows windows, scored in eval mode; training mode is restored
+            expected = speech_only_loss(model, prep, spec.data, 4, torch.device("cpu"))["loss_val_speech_only"]
+            assert model.training and rows[mode]["loss_val_speech_only"] == pytest.approx(expected, rel=1e-6)
+    assert np.isfinite(rows["interleaved"]["loss_val_speech_only"]) and np.isfinite(rows["speech"]["loss_val_speech_only"])
+    assert "loss_val_speech_only" not in rows["text"]
+
+
+def test_excluded_sources_leave_no_speech_only_column(cache):
+    prep = _prep(cache, "speech")
+    model = build_model(resolve_model(ModelSpec(size="20k")), prep.vocab_size, prep.context, seed=0, pad_id=prep.pad_id)
+    spec = dataclasses.replace(DataSpec(mode="speech", corpus="tiny", context=16), val_exclude=("espeak",))
+    assert speech_only_loss(model, prep, spec, 4, torch.device("cpu")) == {}
