@@ -48,7 +48,8 @@ def test_size_rule_hits_target_within_5_percent(family, size):
     assert model.d_model % model.n_heads == 0
 
 
-@pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B")])
+@pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B"),
+                                         ("llama", "3x48"), ("opt", "2x64")])
 def test_analytic_counts_match_the_built_model(family, size):
     model = resolve_model(ModelSpec(family=family, size=size))
     counts = count_params(model, vocab_size=1234, n_added_vocab=502, context=64)
@@ -56,6 +57,16 @@ def test_analytic_counts_match_the_built_model(family, size):
         built = build_model(model, 1234, 64, seed=0)
     assert counts.total == sum(p.numel() for p in built.parameters())
     assert counts.embedding_speech == 502 * model.d_model * (1 if model.tie_embeddings else 2)
+
+
+def test_a_shape_is_layers_by_width_with_the_family_mlp():
+    llama, opt = resolve_model(ModelSpec(size="3x48")), resolve_model(ModelSpec(family="opt", size="2x64"))
+    assert (llama.n_layers, llama.d_model, llama.n_heads, llama.d_ff) == (3, 48, 1, 128)  # 8/3 of 48
+    assert (opt.n_layers, opt.d_model, opt.n_heads, opt.d_ff) == (2, 64, 2, 256)
+    assert resolve_model(ModelSpec(size="1x96")).n_heads == 3
+    for bad in ("0x32", "2x4", "2x112"):  # no layer; too narrow; 112 does not split into 3 heads
+        with pytest.raises(UserError, match=f"model.size = '{bad}': expected LxD"):
+            resolve_model(ModelSpec(size=bad))
 
 
 def test_named_size_of_wrong_family_is_an_error():

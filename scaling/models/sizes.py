@@ -13,6 +13,12 @@ of the same model. From N the rule derives, as nanochat does from depth, a whole
 * finally d_ff is solved so that the count hits N (to within a multiple of 8): the target is met
   to well under 5 % at every size.
 
+Shapes. A size written ``LxD`` (``2x32``, ``4x64``) is a shape rather than a count: L blocks of
+width d, heads of the rule's head width, and the family's usual MLP width (d_ff = 8/3·d rounded to
+a multiple of 8 for the gated MLPs of llama and qwen2, 4·d for opt). At 10⁴–10⁵ parameters the
+count rule leaves d at 32 and one block below ~50k and grows only d_ff, which adds little; a
+ladder of shapes grows depth and width together instead (the embedded demo uses one).
+
 Named sizes reproduce published architectures (Cuervo & Marxer's textless ladder, Qwen2.5,
 OPT-125M, Llama-3.2-3B) for cluster sweeps.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import NamedTuple
 
 from scaling.errors import UserError, unknown_choice
@@ -79,8 +86,9 @@ def _block_params(family: str, d: int, d_ff: int, n_heads: int, n_kv_heads: int)
 def resolve_model(model: ModelSpec) -> ModelSpec:
     """Fill depth, width, heads and FFN width of ``model`` from its family and size label.
 
-    A size is a name from :data:`NAMED_SIZES` or a target non-embedding parameter count
-    ('1M', '2.5e6', 300000). Already-resolved specs are returned unchanged.
+    A size is a name from :data:`NAMED_SIZES`, a shape ``LxD`` ('2x32': 2 blocks of width 32, see
+    the module doc) or a target non-embedding parameter count ('1M', '2.5e6', 300000).
+    Already-resolved specs are returned unchanged.
     """
     if model.family not in FAMILIES:
         raise unknown_choice("model.family", model.family, FAMILIES)
@@ -91,10 +99,14 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
         if family != model.family:
             raise UserError(f"model.size = {model.size!r} is a {family} architecture, but model.family = {model.family!r}")
         return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=kv, d_ff=d_ff, tie_embeddings=tie)
+    shape = re.fullmatch(r"(\d+)x(\d+)", str(model.size))
+    if shape:
+        return _shape(model, int(shape[1]), int(shape[2]))
     try:
         target = parse_count(model.size, "model.size")
     except UserError:
-        raise unknown_choice("model.size (a named size, or a count such as '1M')", model.size, NAMED_SIZES) from None
+        raise unknown_choice("model.size (a named size, a shape such as '2x32', or a count such as '1M')", model.size,
+                             NAMED_SIZES) from None
     if target < 5_000:
         raise UserError(f"model.size = {model.size!r}: expected at least 5k non-embedding parameters")
     n_layers = max(1, round((target / (12 * 64**2)) ** (1 / 3)))
@@ -106,6 +118,16 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     base = _block_params(model.family, d, 0, heads, heads)
     per_ff = _block_params(model.family, d, 1, heads, heads) - base
     d_ff = max(8, round((per_block - base) / per_ff / 8) * 8)
+    return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
+
+
+def _shape(model: ModelSpec, n_layers: int, d: int) -> ModelSpec:
+    """``model`` with ``n_layers`` blocks of width ``d`` (a size written ``LxD``; see the module doc)."""
+    heads = max(1, d // _head_width(d))
+    if n_layers < 1 or d < 8 or d % heads:
+        raise UserError(f"model.size = {model.size!r}: expected LxD with at least 1 layer and a width of at least 8 that "
+                        "splits into heads of 32 (below 256), 64 (below 2048) or 128 (above), e.g. 2x32 or 3x96")
+    d_ff = 4 * d if model.family == "opt" else max(8, round(8 * d / 3 / 8) * 8)
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 
