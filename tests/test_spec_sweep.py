@@ -96,6 +96,18 @@ def test_budget_tokens_per_param_and_isoflop():
     assert len({r.run_id for r in iso.runs}) == len(iso.runs)
 
 
+def test_budget_window_keeps_the_sizes_around_each_budget():
+    """D/N = C / (6 N^2): 20k (20,320 non-embedding) has D/N 40 at 1e11 and 404 at 1e12; 80k (79,552) 2.6 and 26."""
+    sweep = expand(_config(flops=[1e11, 1e12], params="non_embedding", window=[5, 50]))
+    kept = {(r.model.size, round(6 * count_params(r.model, 102, 102, 32).non_embedding * r.train.tokens, -9)) for r in sweep.runs}
+    assert kept == {("20k", 1e11), ("80k", 1e12)}
+    with pytest.raises(UserError, match=r"model.size = 80k: no budget gives tokens per parameter within budget.window = \[30, 50\]"):
+        expand(_config(flops=[1e11, 1e12], params="non_embedding", window=[30, 50]))
+    for bad, why in (([5], "expected \\[lo, hi\\]"), ([50, 5], "expected lo < hi"), (["x", 5], "budget.window")):
+        with pytest.raises(UserError, match=why):
+            expand(_config(flops=[1e11], window=bad))
+
+
 def test_budget_errors():
     with pytest.raises(UserError, match="exactly one of"):
         expand(_config(tokens=[1e5], flops=[1e12]))
@@ -130,12 +142,27 @@ def test_sweep_file_errors(tmp_path):
         load_sweep(tmp_path / "missing.yaml")
 
 
-def test_demo_sweep_expands():
+def test_demo_sweep_brackets_each_budget_with_five_sizes_on_one_ladder_per_variant():
+    """The demo's design: per variant one WSD run per size, at least 3 IsoFLOP budgets (non-embedding
+    6·N·D), each trained at 5 or more consecutive sizes of the ladder, the same points for both variants."""
     from tests.helpers import REPO
 
     sweep = load_sweep(REPO / "sweeps" / "demo.yaml")
-    assert len(sweep.runs) == 3 * 3 * 2
     assert {r.init for r in sweep.runs} == {"scratch", "text-lm"}
+    sizes = sweep.config["grid"]["model.size"]
+    budgets = [parse_count(c, "budget") for c in sweep.config["budget"]["flops"]]
+    points = {}
+    for run in sweep.runs:
+        n = count_params(run.model, 102, 102, run.data.context).non_embedding
+        for tokens in (*run.train.branch_tokens, run.train.tokens):
+            budget = min(budgets, key=lambda c: abs(6 * n * tokens / c - 1))
+            assert 6 * n * tokens == pytest.approx(budget, rel=1e-5)
+            points.setdefault(run.data.mode, set()).add((budget, sizes.index(run.model.size)))
+    assert len(budgets) >= 3 and points["interleaved"] == points["speech"]
+    for budget in budgets:
+        at = sorted(i for c, i in points["speech"] if c == budget)
+        assert len(at) >= 5 and at == list(range(at[0], at[-1] + 1))
+    assert len(sweep.runs) == 2 * len(sizes) and all(r.train.schedule == "wsd" for r in sweep.runs)
 
 
 def test_overrides_may_follow_options(tmp_path, capsys):
