@@ -171,8 +171,13 @@ def test_micro_batches_accumulate_to_the_full_batch(tmp_path, cache):
     full, micro = (_trainer(_store(tmp_path, cache, name), spec, micro_batch=mb) for name, mb in (("full", 0), ("micro", 3)))
     for _ in range(4):
         assert full.train_step() == pytest.approx(micro.train_step(), rel=1e-5)
-        for a, b in zip(full.params, micro.params):  # the clipped gradient
-            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+        # The clipped gradient: the same float32 sum over a step's label positions, added in another
+        # order (per micro-batch). Reordering a sum of n terms moves it by at most n * eps32 times the
+        # largest term, so each tensor is compared to PER_STEP * eps32 of its largest element; on
+        # AVX2, AVX-512 and torch's non-vectorised kernels the differences seen are 1-2e-6 of it.
+        for a, b in zip(full.params, micro.params):
+            scale = float(a.grad.abs().max()) * PER_STEP * torch.finfo(torch.float32).eps
+            torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=scale)
     assert full.acc.tokens == micro.acc.tokens == spec.train.tokens
     for a, b in zip(full.model.parameters(), micro.model.parameters()):  # Adam's normalised steps amplify float noise
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
