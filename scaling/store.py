@@ -9,6 +9,7 @@ Layout under a store root::
     runs/<run_id>/summary.json    final numbers of a finished run
     runs/<run_id>/checkpoint/     latest checkpoint (written to a temporary name, then renamed)
     runs/<run_id>/lease           present while one process trains the run (heartbeat = mtime)
+    runs/<run_id>/.lease.lock     locked (fcntl) while a process takes over or releases the lease
     runs/<run_id>/train.log       the run's own output
     sweeps/<name>.json            the run ids a sweep expanded to, and its source file
     cache/                        corpora, tokenizers, text LMs, built once by content hash
@@ -18,6 +19,8 @@ Readers tolerate a torn last line of a JSONL file (a crash mid-append loses only
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -219,10 +222,14 @@ class LeaseHeld(Exception):
 class Lease:
     """Exclusive right to write one run directory, kept alive by a heartbeat.
 
-    Acquired by creating ``lease`` with O_EXCL (atomic on local disks and NFS alike). The holder
-    touches it every ``ttl / 4`` seconds. A lease is stale when its heartbeat is older than ``ttl``,
-    or when its holder is a process on this host that no longer exists (a kill -9); a stale lease
-    is broken by renaming it away (only one of several breakers can succeed) and then re-acquired.
+    Taken by hard-linking a complete lease file (owner JSON) to ``lease``: ``link`` fails when the
+    name exists, atomically on local disks and NFS alike, and readers never see a half-written
+    lease. The holder touches it every ``ttl / 4`` seconds. A lease is stale when its heartbeat is
+    older than ``ttl``, or when its holder is a process on this host that no longer exists (a
+    kill -9). Taking over a stale lease (check, move it aside, link ours) and releasing one (check
+    it is ours, remove it) happen under an exclusive ``fcntl`` lock on ``.lease.lock``, so no two
+    processes can both judge one lease stale and both replace it; the kernel drops that lock when
+    its process dies, so a crash inside it blocks nobody.
     """
 
     def __init__(self, run: RunDir, ttl: float = 120.0, owner: dict[str, Any] | None = None):
@@ -248,24 +255,48 @@ class Lease:
                 return False
         return False
 
-    def acquire(self) -> "Lease":
-        for _ in range(3):
+    @contextlib.contextmanager
+    def _takeover_lock(self) -> Iterator[None]:
+        """Exclusive among the processes that replace or remove this run's lease (see the class)."""
+        fd = os.open(self.run.path / ".lease.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
             try:
-                fd = os.open(self.run.lease_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    raise LeaseHeld(self.holder()) from None
-                try:
-                    os.rename(self.run.lease_file, self.run.path / f".lease.stale.{os.getpid()}.{time.time_ns()}")
-                except FileNotFoundError:
-                    pass  # another process moved the stale lease aside first; try to create ours again
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.owner, f)
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-            return self
-        raise LeaseHeld(self.holder())
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without POSIX locks: O_EXCL creation still guards the common case
+                pass
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def _link(self, candidate: Path) -> bool:
+        """Make ``candidate`` the lease if no lease exists; False if one does."""
+        try:
+            os.link(candidate, self.run.lease_file)
+            return True
+        except FileExistsError:
+            return False
+
+    def acquire(self) -> "Lease":
+        candidate = self.run.path / f".lease.{self.owner['pid']}.{time.time_ns()}.tmp"
+        candidate.write_text(json.dumps(self.owner))
+        try:
+            taken = self._link(candidate)
+            if not taken:
+                with self._takeover_lock():
+                    if not self._stale():
+                        raise LeaseHeld(self.holder())
+                    try:
+                        os.rename(self.run.lease_file, self.run.path / f".lease.stale.{os.getpid()}.{time.time_ns()}")
+                    except FileNotFoundError:
+                        pass  # its holder released it meanwhile
+                    taken = self._link(candidate)
+            if not taken:  # a new holder linked its lease after the stale one was moved aside
+                raise LeaseHeld(self.holder())
+        finally:
+            candidate.unlink(missing_ok=True)
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+        return self
 
     def live_holder(self) -> str | None:
         """Who holds this run's lease when a live process does, else None (read-only)."""
@@ -289,12 +320,13 @@ class Lease:
 
     def release(self) -> None:
         self._stop.set()
-        try:
-            info = json.loads(self.run.lease_file.read_text())
-            if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
-                self.run.lease_file.unlink()
-        except (FileNotFoundError, json.JSONDecodeError):
-            pass  # no lease file (already broken as stale) or one being written by its next holder: not ours to remove
+        with self._takeover_lock():
+            try:
+                info = json.loads(self.run.lease_file.read_text())
+                if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
+                    self.run.lease_file.unlink()
+            except (FileNotFoundError, json.JSONDecodeError):
+                pass  # no lease file (already broken as stale): not ours to remove
         for stale in self.run.path.glob(".lease.stale.*"):
             stale.unlink(missing_ok=True)
 
