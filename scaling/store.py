@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from scaling.errors import UserError
+from scaling.errors import UserError, safe_name
 from scaling.spec import RunSpec, from_dict, to_dict
 
 STATES = ("pending", "running", "done", "failed", "diverged")
@@ -171,7 +171,7 @@ class Store:
         return self.root / "cache"
 
     def run(self, run_id: str) -> RunDir:
-        return RunDir(self.root / "runs" / run_id)
+        return RunDir(self.root / "runs" / safe_name(run_id, "run id"))
 
     def find_run(self, run_id_or_name: str) -> RunDir:
         """The run with this id (or unique id prefix, or name); UserError if unknown."""
@@ -205,10 +205,10 @@ class Store:
     def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
         """Remember which runs a sweep expanded to (atomic replace)."""
         (self.root / "sweeps").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / "sweeps" / f"{name}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
+        write_json_atomic(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
 
     def sweep_runs(self, name: str) -> list[str]:
-        data = read_json(self.root / "sweeps" / f"{name}.json")
+        data = read_json(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json")
         if data is None:
             known = sorted(p.stem for p in (self.root / "sweeps").glob("*.json"))
             raise UserError(f"no sweep {name!r} in store {str(self.root)!r}; known sweeps: {', '.join(known) or 'none'}")

@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from scaling.errors import UserError, unknown_choice
+from scaling.errors import UserError, safe_name, unknown_choice
 from scaling.spec import RunSpec, TrainSpec, from_dict, parse_count
 from scaling.train.schedule import Plan
 
@@ -179,7 +179,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
     from scaling.models import count_params, resolve_model
     from scaling.layout import vocab_layout
 
-    name = str(config["name"])
+    name = safe_name(config["name"], "sweep name")
     base = config.get("base") or {}
     grid = config.get("grid") or {}
     variants = config.get("variants") or [{}]
