@@ -21,34 +21,18 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from scaling.atomic import atomic_write, atomic_write_json
 from scaling.errors import UserError
 from scaling.spec import RunSpec, from_dict, to_dict
 
 STATES = ("pending", "running", "done", "failed", "diverged")
 FINAL_STATES = ("done", "diverged")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file in the same directory, fsync it, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -85,12 +69,7 @@ def rewrite_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
     if not path.exists():
         return
     rows = [r for r in read_jsonl(path) if keep(r)]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -133,7 +112,7 @@ class RunDir:
         """Merge ``fields`` into status.json (atomic replace); stamps ``updated``."""
         status = self.status()
         status.update(fields, updated=now())
-        write_json_atomic(self.status_file, status)
+        atomic_write_json(self.status_file, status)
         return status
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -196,13 +175,13 @@ class Store:
         run = self.run(spec.run_id)
         run.path.mkdir(parents=True, exist_ok=True)
         if not run.spec_file.exists():
-            write_json_atomic(run.spec_file, to_dict(spec))
+            atomic_write_json(run.spec_file, to_dict(spec))
         return run
 
     def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
         """Remember which runs a sweep expanded to (atomic replace)."""
         (self.root / "sweeps").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / "sweeps" / f"{name}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
+        atomic_write_json(self.root / "sweeps" / f"{name}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
 
     def sweep_runs(self, name: str) -> list[str]:
         data = read_json(self.root / "sweeps" / f"{name}.json")

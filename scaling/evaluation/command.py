@@ -107,13 +107,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.column:<{width}}  {r.n_pairs:>6}  {r.accuracy:>8.4f}  {se:>7.4f}")
     print(f"scored {sum(r.n_pairs for r in results)} pairs in {seconds:.1f}s")
     if args.out:
-        from scaling.store import write_json_atomic
+        from scaling.atomic import atomic_write_json
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"target": str(args.target), "model": target.description, "score": args.score or settings.score, "context": target.context,
                    "results": {r.column: {"accuracy": r.accuracy, "pairs": r.n_pairs, "bench": r.bench, "direction": r.direction} for r in results}}
-        write_json_atomic(out, payload)
+        atomic_write_json(out, payload)
         write_pair_scores(out.with_suffix(".pairs.csv"), results)
         print(f"wrote {out} and {out.with_suffix('.pairs.csv')}")
     return 0

@@ -18,12 +18,12 @@ otherwise in text, under ``acc_<name>``.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError, unknown_choice
 from scaling.evaluation.format import Benchmark
 from scaling.evaluation.offline import OFFLINE_SETS, speech_benchmark, text_benchmark
@@ -189,12 +189,10 @@ def write_pair_scores(path: Path, results: list) -> None:
     log-likelihoods (nats per token), outcome, voice, kind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["column", "pair", "loglik_correct", "loglik_wrong", "outcome", "voice", "kind"])
-        for r in results:
-            for pid, c, x, o, meta in zip(r.ids, r.correct, r.wrong, r.outcome, r.meta):
-                w.writerow([r.column, pid, f"{c:.6f}", f"{x:.6f}", o, meta.get("voice", ""), meta.get("kind", "")])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["column", "pair", "loglik_correct", "loglik_wrong", "outcome", "voice", "kind"])
+    for r in results:
+        for pid, c, x, o, meta in zip(r.ids, r.correct, r.wrong, r.outcome, r.meta):
+            w.writerow([r.column, pid, f"{c:.6f}", f"{x:.6f}", o, meta.get("voice", ""), meta.get("kind", "")])
+    atomic_write(path, text.getvalue())

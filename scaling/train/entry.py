@@ -21,7 +21,8 @@ import torch
 
 from scaling.errors import UserError
 from scaling.spec import RunSpec, DataSpec
-from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now, write_json_atomic
+from scaling.atomic import atomic_write_json
+from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
 
 
@@ -124,7 +125,7 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
                        "params_embedding": trainer.counts.embedding, "params_embedding_speech": trainer.counts.embedding_speech,
                        "vocab_size": prep.vocab_size, "steps": trainer.plan.n_steps, "branches": len(trainer.plan.branches),
                        **trainer.spent(), "finished": now()}
-            write_json_atomic(run.summary_file, summary)
+            atomic_write_json(run.summary_file, summary)
             run.update_status(state="done", finished=now(), step=trainer.step, tokens=trainer.acc.tokens)
         elif state == "stopped" and world.is_main:
             run.update_status(state="pending", step=trainer.step, tokens=trainer.acc.tokens, stopped=now())
