@@ -9,7 +9,7 @@ parameter counts (``params_total``, ``params_non_embedding``, ``params_embedding
 ``loss_val_text``, ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
 evaluation point, and every decay branch's point).
 
-Decay branches (``train.branch_tokens``, see :mod:`scaling.train.schedule`): ``branch`` is true on
+Decay branches (``train.branch_tokens``, see :mod:`scaling.runs.timeline`): ``branch`` is true on
 a branch's row, whose ``tokens`` and ``flops_*`` are those of the branch's budget as if it were an
 independent run (so fits treat it as one more (N, D) point); ``branch_from_step`` /
 ``branch_from_tokens`` say where it left the run's trunk and ``branch_cost_tokens`` /

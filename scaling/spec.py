@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scaling.errors import UserError, unknown_choice
+from scaling.formatting import human
 
 DATA_MODES = ("text", "interleaved", "speech")
 INIT_MODES = ("scratch", "text-lm")
@@ -93,7 +94,7 @@ class TrainSpec:
     then linear decay over the last ``decay`` fraction).
     eval_points: number of evaluation points spread evenly over the budget (the last at the end).
     branch_tokens: smaller budgets (trained tokens, increasing) that ``wsd`` runs also reach by
-    short decay branches from the stable phase (see :mod:`scaling.train.schedule`); each branch is
+    short decay branches from the stable phase (see :mod:`scaling.runs.timeline`); each branch is
     evaluated at its budget and recorded as a row of its own.
     """
 
@@ -180,15 +181,6 @@ class RunSpec:
         if self.init == "text-lm" and not self.init_from:
             raise UserError("init = 'text-lm' needs init_from: a local text-LM directory or 'pretrain:<tokens>'")
         return self
-
-
-def human(n: float) -> str:
-    """1234567 -> '1.2M' (k, M, B, T suffixes; integers stay short)."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.3g}{suffix}"
-    return f"{n:g}"
 
 
 def parse_count(value: Any, what: str) -> float:

@@ -248,9 +248,16 @@ class Lease:
 
     def live_holder(self) -> str | None:
         """Who holds this run's lease when a live process does, else None (read-only)."""
-        if self.run.lease_file.exists() and not self._stale():
-            return self.holder()
-        return None
+        return self.holder() if self.live_owner() is not None else None
+
+    def live_owner(self) -> dict[str, Any] | None:
+        """The lease's owner record (host, pid, job_id …) when a live process holds it, else None (read-only)."""
+        if not self.run.lease_file.exists() or self._stale():
+            return None
+        try:
+            return json.loads(self.run.lease_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
 
     def holder(self) -> str:
         try:

@@ -82,7 +82,7 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
         AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
         spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"), data=context)
     trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), spec=spec,
-                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=7))
+                              device=torch.device("cpu"), model=_model(vocab), branch=None, timeline=SimpleNamespace(n_steps=7))
     early = benchmark_metrics(trainer, 3)
     metrics = benchmark_metrics(trainer, 7)
     speech = {"acc_stc", "acc_ssc", "acc_ms_stc", "acc_ms_ssc", "acc_sblimp", "acc_swuggy"}
@@ -179,7 +179,7 @@ def test_hook_skips_sets_a_corpus_cannot_provide(tmp_path, cache, vocabs, capsys
     run.path.mkdir(parents=True)
     vocab = Vocabulary(tmp_path / "text")
     trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), spec=SimpleNamespace(init="scratch", data=SimpleNamespace(context=256)),
-                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=1))
+                              device=torch.device("cpu"), model=_model(vocab), branch=None, timeline=SimpleNamespace(n_steps=1))
     metrics = benchmark_metrics(trainer, 1)
     assert "acc_ms_stc_t2t" in metrics and "acc_sblimp_text" not in metrics
     assert "skipping sblimp: offline benchmark 'sblimp': corpus 'odd' yields no pairs" in capsys.readouterr().out

@@ -14,7 +14,8 @@ import pytest
 from scaling.cli import main as cli
 from scaling.errors import UserError
 from scaling.figures.registry import Context, entries
-from scaling.figures.style import STYLES, Palette, human, sci
+from scaling.figures.style import STYLES, Palette, sci
+from scaling.formatting import human
 from scaling.figures.fits import budgets
 from scaling.figures.table import Columns, Skip, prepare
 from scaling.results_table import read_table

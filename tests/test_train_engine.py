@@ -16,13 +16,15 @@ from scaling.data import prepare_data
 from scaling.errors import UserError
 from scaling.models import FAMILIES, resolve_model
 from scaling.models.build import build_model, load_text_lm
+from scaling.runs.materialise import materialise
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec
 from scaling.store import Store
 from scaling.sweep import expand
 from scaling.train.distributed import World, rank_rows
 from scaling.train.entry import train_run
 from scaling.train.loop import Trainer, largest_that_fits
-from scaling.train.schedule import Plan, learning_rate
+from scaling.runs.timeline import Timeline
+from scaling.train.schedule import learning_rate
 from tests.helpers import PYTHON, REPO, link_cache
 
 PER_STEP = 8 * 32  # tokens per step of the specs below (batch 8, context 32)
@@ -55,9 +57,8 @@ def _store(tmp_path, cache, name) -> Store:
 
 
 def _trainer(store: Store, spec: RunSpec, **kw) -> Trainer:
-    prep = prepare_data(spec.data, store.cache, seed=spec.seed)
-    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
-    return Trainer(spec=spec, run=store.register(spec), prep=prep, model=model, **kw)
+    built = materialise(spec, store)
+    return Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model, **kw)
 
 
 def _evals(run, *drop):
@@ -67,11 +68,11 @@ def _evals(run, *drop):
 # ---------------------------------------------------------------- schedules and plans (no training)
 def test_branch_schedule_is_an_independent_wsd_run_from_its_start():
     spec = _spec(tokens=100 * PER_STEP, schedule="wsd", decay=0.2, warmup=0.02, branch_tokens=(25 * PER_STEP, 50 * PER_STEP - 7))
-    plan = Plan.of(spec)
+    plan = Timeline.of(spec)
     assert [(b.start, b.end, b.last_step_tokens) for b in plan.branches] == [(20, 25, PER_STEP), (40, 50, PER_STEP - 7)]
     for b in plan.branches:
         alone = dataclasses.replace(spec.train, tokens=b.tokens, branch_tokens=())
-        n_alone = Plan.of(dataclasses.replace(spec, train=alone)).n_steps
+        n_alone = Timeline.of(dataclasses.replace(spec, train=alone)).n_steps
         for step in range(plan.n_steps):
             trunk = learning_rate(spec.train, step, plan.n_steps)
             branch = learning_rate(spec.train, step, plan.n_steps, end=b.end)
@@ -85,7 +86,7 @@ def test_branch_schedule_is_an_independent_wsd_run_from_its_start():
 
 def test_a_four_budget_ladder_costs_under_65_percent_of_independent_runs():
     d = 10 * PER_STEP
-    plan = Plan.of(_spec(tokens=8 * d, schedule="wsd", decay=0.2, branch_tokens=(d, 2 * d, 4 * d)))
+    plan = Timeline.of(_spec(tokens=8 * d, schedule="wsd", decay=0.2, branch_tokens=(d, 2 * d, 4 * d)))
     assert plan.tokens_spent / (15 * d) <= 0.65
 
 
@@ -95,7 +96,7 @@ def test_branch_errors_name_the_field():
     with pytest.raises(UserError, match="increasing positive budgets below train.tokens"):
         _spec(schedule="wsd", branch_tokens=(PER_STEP * 20,))
     with pytest.raises(UserError, match="inside the trunk's warmup"):
-        Plan.of(_spec(tokens=1000 * PER_STEP, schedule="wsd", warmup=0.05, branch_tokens=(10 * PER_STEP,)))
+        Timeline.of(_spec(tokens=1000 * PER_STEP, schedule="wsd", warmup=0.05, branch_tokens=(10 * PER_STEP,)))
 
 
 def test_sweep_branches_make_one_run_per_size():
@@ -217,7 +218,7 @@ def test_branches_equal_independent_runs_resume_across_branches_and_collect(tmp_
     rows = collect_rows(straight)
     assert [(r["branch"], r["final"]) for r in rows] == [(r["branch"], r["branch"]) for r in evals[:-1]] + [(False, True)]
     summary = run.summary()
-    assert all(r["tokens_spent"] == summary["tokens_spent"] == Plan.of(spec).tokens_spent for r in rows)
+    assert all(r["tokens_spent"] == summary["tokens_spent"] == Timeline.of(spec).tokens_spent for r in rows)
     assert summary["tokens"] == spec.train.tokens and summary["branches"] == 2
 
 

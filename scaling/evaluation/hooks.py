@@ -49,7 +49,7 @@ def benchmark_metrics(trainer, step: int) -> dict[str, float]:
     cross-modal and text-LM columns are reported for final models (SIMS Table 2)."""
     start = time.perf_counter()
     ctx = _context(trainer)
-    final = trainer.branch is not None or step >= trainer.plan.n_steps
+    final = trainer.branch is not None or step >= trainer.timeline.n_steps
     due = [t for t in ctx.tasks if final or not ctx.vocab.speech or t.direction in ("s2s", "s")]
     results = run_tasks(trainer.model, ctx.vocab, [t for t in due if not t.text_lm], ctx.benches,
                         mask_other_modality=ctx.settings.mask_other_modality, score=ctx.settings.score,
@@ -102,7 +102,7 @@ def _load_text_lm(store_root: Path, spec, device):
     from transformers import AutoModelForCausalLM
 
     from scaling.store import Store
-    from scaling.train.entry import text_lm_dir
+    from scaling.runs.graph import text_lm_dir
 
     path = text_lm_dir(Store(store_root), spec)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)

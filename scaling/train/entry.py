@@ -13,44 +13,17 @@ import argparse
 import os
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from scaling.errors import UserError
-from scaling.spec import RunSpec, DataSpec
 from scaling.atomic import atomic_write_json
+from scaling.errors import UserError
+from scaling.runs.materialise import materialise
+from scaling.runs.outcome import Outcome
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
-
-
-def pretrain_spec(spec: RunSpec) -> RunSpec:
-    """The text-LM run that ``init_from: pretrain:<tokens>`` names: same architecture, text data, scratch."""
-    tokens = spec.init_from.split(":", 1)[1]
-    from scaling.spec import parse_count
-
-    data = DataSpec(mode="text", corpus=spec.data.corpus, context=spec.data.context)
-    train = replace(spec.train, tokens=int(parse_count(tokens, "init_from")), schedule="cosine", branch_tokens=())
-    return RunSpec(model=spec.model, data=data, train=train, init="scratch", init_from="", seed=spec.seed, sweep=spec.sweep)
-
-
-def dependencies(spec: RunSpec) -> list[RunSpec]:
-    """Runs that must finish before ``spec`` can start (its pre-trained text LM, if any)."""
-    if spec.init == "text-lm" and spec.init_from.startswith("pretrain:"):
-        return [pretrain_spec(spec)]
-    return []
-
-
-def text_lm_dir(store: Store, spec: RunSpec) -> Path:
-    """Directory of the text LM a run starts from (a local path, or the exported pretrain run)."""
-    if spec.init_from.startswith("pretrain:"):
-        dep = store.run(pretrain_spec(spec).run_id)
-        if dep.status().get("state") != "done" or not (dep.path / "model").exists():
-            raise UserError(f"run {spec.run_id} starts from text LM run {dep.run_id}, which is not done yet; launch it first")
-        return dep.path / "model"
-    return Path(spec.init_from).expanduser()
 
 
 def pick_device() -> torch.device:
@@ -61,14 +34,10 @@ def pick_device() -> torch.device:
 
 def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None,
               should_stop: Callable[[], bool] = lambda: False, progress: Callable | None = None,
-              checkpoint_seconds: float = 60.0) -> str:
-    """Train run ``run_id`` of the store to completion (resuming). Returns the final state.
-
-    States: 'done', 'diverged', 'stopped' (asked to stop; checkpoint saved), 'busy' (another
-    process holds the run), 'skipped' (already finished), 'failed'.
-    """
-    from scaling.data import prepare_data
-    from scaling.models.build import build_model, load_text_lm
+              checkpoint_seconds: float = 60.0) -> Outcome:
+    """Train run ``run_id`` of the store to completion (resuming); returns how this attempt ended
+    (an :class:`~scaling.runs.outcome.Outcome`: done, diverged, stopped, busy or skipped; an error
+    marks the run failed and propagates)."""
     from scaling.train.loop import Trainer, export_model, host_info
 
     if threads:
@@ -82,33 +51,26 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
     init_process_group(world)
     device = pick_device()
     # rank 0 decides (finished / held elsewhere / go) and every rank follows, so none waits forever
-    decision, lease = "go", None
+    decision, lease = None, None
     if world.is_main:
         if run.status().get("state") in FINAL_STATES:
-            decision = "skipped"
+            decision = Outcome.SKIPPED
         else:
             try:
                 lease = Lease(run, owner=host_info()).acquire()
             except LeaseHeld:
-                decision = "busy"
+                decision = Outcome.BUSY
     decision = broadcast_decision(decision, world, device)
-    if decision != "go":
+    if decision is not None:
         return decision
     try:
         if world.is_main:
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
                               error=None, **host_info(), world_size=world.size)
-        tokenizer_dir = None
-        if spec.init == "text-lm":
-            lm_dir = text_lm_dir(store, spec)
-            tokenizer_dir = str(lm_dir)
-        prep = prepare_data(spec.data, store.cache, seed=spec.seed, tokenizer_dir=tokenizer_dir)
-        if spec.init == "text-lm":
-            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed, n_text_vocab=prep.n_text_vocab)
-        else:
-            model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
-        trainer = Trainer(spec=spec, run=run, prep=prep, model=model, world=world, device=device,
+        built = materialise(spec, store)
+        prep = built.data
+        trainer = Trainer(spec=spec, run=run, prep=prep, model=built.model, world=world, device=device,
                           should_stop=should_stop, checkpoint_seconds=checkpoint_seconds,
                           on_eval=_benchmark_hook())
         if world.is_main:
@@ -117,17 +79,17 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         if world.is_main and resumed:
             run.update_status(resumed_from_step=trainer.step)
         state = trainer.fit(progress=progress)
-        if state == "done" and world.is_main:
+        if state == Outcome.DONE and world.is_main:
             export_model(trainer, run.path / "model")
             trunk = [r for r in run.evals() if not r.get("branch")]
             summary = {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
                        "params_total": trainer.counts.total, "params_non_embedding": trainer.counts.non_embedding,
                        "params_embedding": trainer.counts.embedding, "params_embedding_speech": trainer.counts.embedding_speech,
-                       "vocab_size": prep.vocab_size, "steps": trainer.plan.n_steps, "branches": len(trainer.plan.branches),
+                       "vocab_size": prep.vocab_size, "steps": trainer.timeline.n_steps, "branches": len(trainer.timeline.branches),
                        **trainer.spent(), "finished": now()}
             atomic_write_json(run.summary_file, summary)
             run.update_status(state="done", finished=now(), step=trainer.step, tokens=trainer.acc.tokens)
-        elif state == "stopped" and world.is_main:
+        elif state == Outcome.STOPPED and world.is_main:
             run.update_status(state="pending", step=trainer.step, tokens=trainer.acc.tokens, stopped=now())
         return state
     except UserError as exc:
@@ -163,11 +125,11 @@ class StopFlag:
         return self.raised
 
 
-def broadcast_decision(decision: str, world: World, device: torch.device) -> str:
-    """Rank 0's decision, on every rank."""
+def broadcast_decision(decision: Outcome | None, world: World, device: torch.device) -> Outcome | None:
+    """Rank 0's decision (None: train; else skipped or busy), on every rank."""
     if world.size == 1:
         return decision
-    choices = ("go", "skipped", "busy")
+    choices = (None, Outcome.SKIPPED, Outcome.BUSY)
     code = torch.tensor([choices.index(decision)], device=device)
     torch.distributed.broadcast(code, src=0)
     return choices[int(code.item())]
@@ -201,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception:
         traceback.print_exc()
-        return 1
+        return Outcome.FAILED.exit_code
     print(f"run {args.run_id}: {state}", flush=True)
-    return {"done": 0, "skipped": 0, "stopped": 0, "busy": 3, "diverged": 4}.get(state, 1)
+    return state.exit_code
 
 
 if __name__ == "__main__":

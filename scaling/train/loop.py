@@ -11,7 +11,7 @@ Conventions (recorded in every metrics and evaluation row):
   (:func:`~scaling.train.distributed.rank_rows`) and micro-batches accumulate gradients; the loss
   is the sum over the global batch's label tokens divided by their number.
 * Data order depends only on the seed and the step: step s trains windows s·B … s·B+B−1.
-* Decay branches (:mod:`scaling.train.schedule`): at a branch's start the trunk's state is copied
+* Decay branches (:mod:`scaling.runs.timeline`): at a branch's start the trunk's state is copied
   aside, the branch trains to its budget and is evaluated, and the trunk is restored. A branch's
   evaluation row has ``branch`` true, the accounting of its budget (``tokens`` = its D, as if it
   were an independent run), ``branch_from_step`` / ``branch_from_tokens`` (where it left the
@@ -43,9 +43,11 @@ from scaling.spec import RunSpec
 from scaling.store import RunDir, append_jsonl, now, rewrite_jsonl
 from scaling.train.checkpoint import drop_shards, load_checkpoint, load_shard, save_checkpoint, save_shard
 from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
-from scaling.train.schedule import Plan, Stretch, learning_rate
+from scaling.runs.outcome import Outcome
+from scaling.runs.timeline import Stretch, Timeline
+from scaling.train.schedule import learning_rate
 
-__all__ = ["Accounting", "Plan", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
+__all__ = ["Accounting", "Trainer", "export_model", "host_info", "make_labels", "measure_peak_flops"]
 
 
 @dataclass
@@ -137,7 +139,7 @@ class Trainer:
     on_eval: Callable[["Trainer", int], dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
-        self.plan = Plan.of(self.spec)
+        self.timeline = Timeline.of(self.spec)
         positions = getattr(self.model.config, "max_position_embeddings", self.spec.data.context)
         self.counts = count_params(self.spec.model, self.prep.vocab_size, self.prep.n_added_vocab, positions)
         built = sum(p.numel() for p in self.model.parameters())
@@ -167,7 +169,7 @@ class Trainer:
             self.optimizer = ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, **adamw)
         self.step = 0
         self.acc = Accounting()
-        self.lr = learning_rate(t, 0, self.plan.n_steps)
+        self.lr = learning_rate(t, 0, self.timeline.n_steps)
         self.branch: int | None = None  # index of the decay branch being trained
         self.next_branch = 0  # branches before this index are done
         self.trunk: dict[str, Any] | None = None  # the trunk's state while a branch trains
@@ -210,7 +212,7 @@ class Trainer:
     @property
     def stretch(self) -> Stretch:
         """What is being trained now: the trunk, or the decay branch in progress."""
-        return self.plan.trunk if self.branch is None else self.plan.branches[self.branch]
+        return self.timeline.trunk if self.branch is None else self.timeline.branches[self.branch]
 
     @property
     def _local_optimizer(self) -> torch.optim.Optimizer:
@@ -317,7 +319,7 @@ class Trainer:
         self.accounting_of(target_mod)
         lo, hi = rank_rows(self.spec.train.batch_size, self.world)
         micro = self.micro_batch or max(1, hi - lo)
-        lr = learning_rate(self.spec.train, step, self.plan.n_steps, None if self.branch is None else stretch.end)
+        lr = learning_rate(self.spec.train, step, self.timeline.n_steps, None if self.branch is None else stretch.end)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)  # backward then hands its gradients over without a copy
@@ -390,7 +392,7 @@ class Trainer:
 
     def spent(self) -> dict[str, float]:
         """Compute the whole run spends, trunk and branches: tokens trained and FLOPs in each convention."""
-        tokens = self.plan.tokens_spent
+        tokens = self.timeline.tokens_spent
         return {"tokens_spent": tokens, "flops_6nd_spent": self.flops["6nd"] * tokens,
                 "flops_6nd_nonembed_spent": self.flops["6nd_nonembed"] * tokens, "flops_exact_spent": self.flops["exact"] * tokens}
 
@@ -405,14 +407,14 @@ class Trainer:
         return row
 
     # ----------------------------------------------------------------- main
-    def fit(self, progress: Callable[[dict[str, Any]], None] | None = None) -> str:
-        """Train from the current state to the budget. Returns 'done', 'diverged' or 'stopped'."""
+    def fit(self, progress: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+        """Train from the current state to the budget. Returns done, diverged or stopped."""
         peak = measure_peak_flops(self.device)
         self.model.train()
         last_ckpt = time.monotonic()
         window_start, window_tokens = time.perf_counter(), 0
-        branches = self.plan.branches
-        while self.step < self.plan.n_steps or self.branch is not None:
+        branches = self.timeline.branches
+        while self.step < self.timeline.n_steps or self.branch is not None:
             if self.branch is None and self.next_branch < len(branches) and branches[self.next_branch].start == self.step:
                 self._enter_branch()
             stretch = self.stretch
@@ -424,9 +426,9 @@ class Trainer:
                     self._append("evals", {**self.accounting_row(), **self.branch_row(), "loss_train": None, "loss_val": None,
                                            "diverged": True, "time": now()})
                     self.run.update_status(state="diverged", diverged_step=self.step, error=f"loss {loss} at step {self.step}", finished=now())
-                return "diverged"
+                return Outcome.DIVERGED
             at_end = self.step == stretch.end
-            evaluate = at_end if self.branch is not None else self.step in self.plan.eval_steps
+            evaluate = at_end if self.branch is not None else self.step in self.timeline.eval_steps
             if self.step % self.log_every == 0 or evaluate:
                 elapsed = time.perf_counter() - window_start
                 tps = window_tokens / elapsed if elapsed > 0 else 0.0
@@ -448,8 +450,8 @@ class Trainer:
                 self.save()
                 last_ckpt = time.monotonic()
                 if broadcast_flag(self.should_stop(), self.world, self.device):
-                    return "stopped"
-        return "done"
+                    return Outcome.STOPPED
+        return Outcome.DONE
 
 
 def largest_that_fits(n: int, attempt: Callable[[int], None], on_oom: Callable[[], None] = lambda: None) -> int:

@@ -1,4 +1,4 @@
-"""Vocabulary sizes known before any data is built, for planning sweeps.
+"""The vocabulary of a run, known before any data is built (for planning and costs).
 
 Budgets given as tokens per parameter or as IsoFLOP compute need each run's parameter count,
 which includes the embedding rows of its vocabulary. The vocabulary of every mode is fixed by the
@@ -11,6 +11,7 @@ corpus' codebook size K and the base text tokenizer:
 
 The base is the toolkit's default byte-level BPE (:data:`scaling.data.vocab.DEFAULT_TEXT_VOCAB`
 rows, pad and eos included) unless a run starts from a local text LM, whose tokenizer is read.
+The data a run trains on has exactly this vocabulary (:mod:`scaling.data.vocab` builds it).
 
 ``scaling plan`` may run before the text LMs are downloaded: inside :func:`published_tokenizers`,
 a missing ``init_from`` directory of a named size (``qwen2.5-7B`` …) is planned with the size of
@@ -26,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from scaling.spec import DataSpec
+from scaling.spec import RunSpec
 
 
 #: (tokens, special rows the toolkit adds) of the published tokenizers of the named sizes' text LMs:
@@ -63,20 +64,22 @@ def _local_base(path: str) -> tuple[int, int]:
     return len(tok), extra
 
 
-def vocab_layout(data: DataSpec, init: str = "scratch", init_from: str = "", model_size: str = "") -> tuple[int, int]:
-    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech.
-    ``model_size``: the run's model size, for :func:`published_tokenizers`."""
+def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
+    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech
+    (units, markers, and the specials its base text tokenizer lacks)."""
     from scaling.data.config import resolve_corpus
     from scaling.data.vocab import DEFAULT_TEXT_VOCAB
 
+    data, init_from = spec.data, spec.init_from
     k = resolve_corpus(data.corpus).units.k
     if data.mode == "speech":
         return k + 2, k + 2
     made = _substitutes.get()
-    if init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
-        if made is not None and model_size in PUBLISHED_TOKENIZERS and not Path(init_from).expanduser().is_dir():
-            base, extra = PUBLISHED_TOKENIZERS[model_size]
-            made[init_from] = model_size
+    if spec.init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
+        size = spec.model.size
+        if made is not None and size in PUBLISHED_TOKENIZERS and not Path(init_from).expanduser().is_dir():
+            base, extra = PUBLISHED_TOKENIZERS[size]
+            made[init_from] = size
         else:
             base, extra = _local_base(init_from)
     else:
