@@ -8,7 +8,7 @@ schedule). Throughput is the median over all timed steps of the wall time betwee
 successive steps (after ``--warmup`` steps), in trained tokens per second; the two trainers
 alternate ``--repeats`` times, so load from other processes falls on both. ``best`` is the ratio
 of the two fastest steps, the least disturbed by other processes. MFU is the engine's
-6·N_total·tokens/s over the fp32 matmul peak (:func:`scaling.train.loop.measure_peak_flops`)
+6·N_total·tokens/s over the fp32 matmul peak (:func:`scaling.train.metrics.measure_peak_flops`)
 measured in this process at the same thread count, the higher of two measurements taken before
 and after the timing.
 
@@ -37,13 +37,15 @@ from scaling.models import count_params, resolve_model  # noqa: E402
 from scaling.models.build import build_model  # noqa: E402
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
 from scaling.store import Store  # noqa: E402
-from scaling.train.loop import Trainer, make_labels, measure_peak_flops  # noqa: E402
+from scaling.train.batches import make_labels  # noqa: E402
+from scaling.train.loop import Trainer  # noqa: E402
+from scaling.train.metrics import measure_peak_flops  # noqa: E402
 
 TARGETS = {"1M": 1.3, "10M": 1.0}
 
 
 def engine_step_times(spec: RunSpec, store: Store, prep, steps: int) -> list[float]:
-    """Seconds per step of the engine's loop (``Trainer.train_step`` back to back, as ``fit`` runs it)."""
+    """Seconds per step of the engine's loop (``Trainer.train_step`` back to back, as ``train_to_budget`` runs it)."""
     model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
     trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
     ends = [time.perf_counter()]

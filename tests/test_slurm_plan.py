@@ -339,11 +339,12 @@ def test_the_paper_sweep_file_plans_on_an_8_gpu_partition():
 def test_job_signals_environment_and_key(monkeypatch):
     import signal
 
-    from scaling.launch.slurm_job import SignalStop, job_key, set_distributed_env
+    from scaling.launch.slurm_job import job_key, set_distributed_env
+    from scaling.train.signals import StopSignal
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
     try:
-        stop = SignalStop().install()
+        stop = StopSignal().install()
         assert not stop()
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop() and stop.signum == signal.SIGTERM

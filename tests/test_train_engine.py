@@ -22,7 +22,8 @@ from scaling.store import Store
 from scaling.sweep import expand
 from scaling.train.distributed import World, rank_rows
 from scaling.train.entry import train_run
-from scaling.train.loop import Trainer, largest_that_fits
+from scaling.train.loop import Trainer
+from scaling.train.parallel import largest_that_fits
 from scaling.runs.timeline import Timeline
 from scaling.train.schedule import learning_rate
 from tests.helpers import PYTHON, REPO, link_cache
@@ -154,7 +155,7 @@ def test_every_family_trains(tmp_path, cache, family):
     trainer = _trainer(_store(tmp_path, cache, family), _spec(family=family, tokens=12 * PER_STEP, lr=1e-2))
     losses = [trainer.train_step() for _ in range(12)]
     assert all(map(torch.isfinite, torch.tensor(losses))) and sum(losses[-3:]) < sum(losses[:3]) - 0.3
-    assert trainer.acc.tokens == 12 * PER_STEP
+    assert trainer.state.tokens.total == 12 * PER_STEP
 
 
 def test_a_spec_that_does_not_describe_the_model_is_an_error(tmp_path, cache):
@@ -172,9 +173,9 @@ def test_micro_batches_accumulate_to_the_full_batch(tmp_path, cache):
     full, micro = (_trainer(_store(tmp_path, cache, name), spec, micro_batch=mb) for name, mb in (("full", 0), ("micro", 3)))
     for _ in range(4):
         assert full.train_step() == pytest.approx(micro.train_step(), rel=1e-5)
-        for a, b in zip(full.params, micro.params):  # the clipped gradient
+        for a, b in zip(full.model.parameters(), micro.model.parameters()):  # the clipped gradient
             torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-7)
-    assert full.acc.tokens == micro.acc.tokens == spec.train.tokens
+    assert full.state.tokens.total == micro.state.tokens.total == spec.train.tokens
     for a, b in zip(full.model.parameters(), micro.model.parameters()):  # Adam's normalised steps amplify float noise
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -199,19 +200,19 @@ def test_branches_equal_independent_runs_resume_across_branches_and_collect(tmp_
     for tokens, row in zip(budgets, branch_rows):  # each branch is the independent run of its budget
         alone = dataclasses.replace(spec, train=dataclasses.replace(spec.train, tokens=tokens, branch_tokens=()))
         trainer = _trainer(_store(tmp_path, cache, f"alone{tokens}"), alone)
-        assert trainer.fit() == "done"
+        assert trainer.train_to_budget() == "done"
         assert trainer.run.evals()[-1]["loss_val"] == row["loss_val"]
     plain = dataclasses.replace(spec, train=dataclasses.replace(spec.train, branch_tokens=()))
     trainer = _trainer(_store(tmp_path, cache, "plain"), plain)
-    assert trainer.fit() == "done" and trainer.run.evals()[-1]["loss_val"] == evals[-1]["loss_val"]
+    assert trainer.train_to_budget() == "done" and trainer.run.evals()[-1]["loss_val"] == evals[-1]["loss_val"]
 
     stopped = _store(tmp_path, cache, "stopped")
     trainer = _trainer(stopped, spec)
-    trainer.should_stop = lambda: trainer.branch == 1 and trainer.step == 18
-    assert trainer.fit() == "stopped"
+    trainer.should_stop = lambda: trainer.state.branch == 1 and trainer.state.step == 18
+    assert trainer.train_to_budget() == "stopped"
     resumed = _trainer(stopped, spec)
-    assert resumed.resume() and resumed.branch == 1 and resumed.step == 18 and resumed.trunk["step"] == 16
-    assert resumed.fit() == "done"
+    assert resumed.resume() and resumed.state.branch == 1 and resumed.state.step == 18 and resumed.state.trunk["step"] == 16
+    assert resumed.train_to_budget() == "done"
     assert _evals(stopped.run(spec.run_id)) == _evals(run)
     assert [r["loss_train"] for r in stopped.run(spec.run_id).metrics()] == [r["loss_train"] for r in run.metrics()]
 
@@ -305,7 +306,7 @@ def test_validation_can_leave_out_a_source(tmp_path, cache):
     store = _store(tmp_path, cache, "s")
     spec = dataclasses.replace(base, data=dataclasses.replace(base.data, mode="interleaved", val_exclude=("espeak",))).validate()
     trainer = _trainer(store, spec)
-    assert trainer.fit() == "done"
+    assert trainer.train_to_budget() == "done"
     row = trainer.run.evals()[-1]
     assert "loss_val_text" in row and "loss_val_speech" not in row and row["loss_val"] == row["loss_val_text"]
     bad = dataclasses.replace(spec, data=dataclasses.replace(spec.data, val_exclude=("youtube",))).validate()

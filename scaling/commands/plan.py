@@ -65,7 +65,7 @@ def _plan(args: argparse.Namespace) -> int:
     if slurm is not None:
         rate, source = 0.0, "slurm.throughput per task of the sweep's slurm section (or its default), times the run's tasks"
     elif rate is None:
-        from scaling.train.loop import measure_peak_flops
+        from scaling.train.metrics import measure_peak_flops
         import torch
 
         rate = measure_peak_flops(torch.device("cpu")) * args.mfu

@@ -21,7 +21,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from scaling.atomic import atomic_write
 from scaling.errors import UserError, unknown_choice
@@ -43,8 +43,20 @@ class Task:
     text_lm: bool = False
 
 
-def plan_tasks(vocab: ModelVocab, sets: tuple[str, ...], *, cross_modal: bool = True, text_lm: bool = False,
-               directions: tuple[str, ...] | None = None) -> list[Task]:
+def choose_tasks(vocab: ModelVocab, benches: "Benchmarks", offline: tuple[str, ...], official: Iterable[str] = (), *,
+                 cross_modal: bool = True, text_lm: bool = False, directions: tuple[str, ...] | None = None) -> list[Task]:
+    """Every task (column) a model with vocabulary ``vocab`` is scored on, for training's
+    evaluation points and ``scaling eval`` alike: those of the ``offline`` sets
+    (:func:`offline_tasks`), then those of each ``official`` set loaded by ``benches``
+    (:func:`official_tasks`)."""
+    tasks = offline_tasks(vocab, offline, cross_modal=cross_modal, text_lm=text_lm, directions=directions)
+    for name in dict.fromkeys(official):
+        tasks += official_tasks(name, benches.get(name), vocab, directions)
+    return tasks
+
+
+def offline_tasks(vocab: ModelVocab, sets: tuple[str, ...], *, cross_modal: bool = True, text_lm: bool = False,
+                  directions: tuple[str, ...] | None = None) -> list[Task]:
     """The tasks of offline ``sets`` for a model with vocabulary ``vocab`` (see the module doc).
 
     ``cross_modal``: S→T, T→S and T→T of the StoryCloze sets for models that read both

@@ -24,6 +24,8 @@ from scaling.runs.materialise import materialise
 from scaling.runs.outcome import Outcome
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
+from scaling.train.metrics import progress_line
+from scaling.train.signals import StopSignal
 
 
 def pick_device() -> torch.device:
@@ -69,60 +71,40 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
                               error=None, **host_info(), world_size=world.size)
         built = materialise(spec, store)
-        prep = built.data
-        trainer = Trainer(spec=spec, run=run, prep=prep, model=built.model, world=world, device=device,
-                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds,
-                          on_eval=_benchmark_hook())
+        trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
+                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook())
         if world.is_main:
             run.update_status(micro_batch=trainer.micro_batch)
-        resumed = trainer.resume()
-        if world.is_main and resumed:
-            run.update_status(resumed_from_step=trainer.step)
-        state = trainer.fit(progress=progress)
-        if state == Outcome.DONE and world.is_main:
+        if trainer.resume() and world.is_main:
+            run.update_status(resumed_from_step=trainer.state.step)
+        outcome = trainer.train_to_budget(progress=progress)
+        if outcome == Outcome.DONE and world.is_main:
             export_model(trainer, run.path / "model")
-            trunk = [r for r in run.evals() if not r.get("branch")]
-            summary = {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
-                       "params_total": trainer.counts.total, "params_non_embedding": trainer.counts.non_embedding,
-                       "params_embedding": trainer.counts.embedding, "params_embedding_speech": trainer.counts.embedding_speech,
-                       "vocab_size": prep.vocab_size, "steps": trainer.timeline.n_steps, "branches": len(trainer.timeline.branches),
-                       **trainer.spent(), "finished": now()}
-            atomic_write_json(run.summary_file, summary)
-            run.update_status(state="done", finished=now(), step=trainer.step, tokens=trainer.acc.tokens)
-        elif state == Outcome.STOPPED and world.is_main:
-            run.update_status(state="pending", step=trainer.step, tokens=trainer.acc.tokens, stopped=now())
-        return state
-    except UserError as exc:
-        if world.is_main:
-            run.update_status(state="failed", error=str(exc), finished=now())
-        raise
+            atomic_write_json(run.summary_file, summary(trainer))
+            run.update_status(state="done", finished=now(), step=trainer.state.step, tokens=trainer.state.tokens.total)
+        elif outcome == Outcome.STOPPED and world.is_main:
+            run.update_status(state="pending", step=trainer.state.step, tokens=trainer.state.tokens.total, stopped=now())
+        return outcome
     except Exception as exc:
         if world.is_main:
-            run.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", finished=now())
+            run.update_status(state="failed", error=str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
+                              finished=now())
         raise
     finally:
         if lease:
             lease.release()
 
 
-class StopFlag:
-    """Set by SIGTERM, SIGINT or SIGUSR2 (preemption, time limit, Ctrl-C): the loop checkpoints and stops."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def install(self) -> "StopFlag":
-        import signal
-
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.raised = True
-
-    def __call__(self) -> bool:
-        return self.raised
+def summary(trainer) -> dict:
+    """``summary.json`` of a finished run: the trunk's last evaluation row, parameter counts,
+    vocabulary, steps, branches and the compute the whole run spent."""
+    run, spec, counts = trainer.run, trainer.spec, trainer.counts
+    trunk = [r for r in run.evals() if not r.get("branch")]
+    return {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
+            "params_total": counts.total, "params_non_embedding": counts.non_embedding,
+            "params_embedding": counts.embedding, "params_embedding_speech": counts.embedding_speech,
+            "vocab_size": trainer.prep.vocab_size, "steps": trainer.timeline.n_steps, "branches": len(trainer.timeline.branches),
+            **trainer.spent(), "finished": now()}
 
 
 def broadcast_decision(decision: Outcome | None, world: World, device: torch.device) -> Outcome | None:
@@ -152,12 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="save a checkpoint at least this often (seconds)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    stop = StopFlag().install()
+    stop = StopSignal().install()
     try:
         state = train_run(args.store, args.run_id, threads=args.threads, checkpoint_seconds=args.checkpoint_seconds,
-                          should_stop=stop,
-                          progress=lambda row: print(f"step {row['step']} tokens {row['tokens']} loss {row['loss_train']:.4f} "
-                                                     f"{row['tokens_per_s']:.0f} tok/s", flush=True))
+                          should_stop=stop, progress=lambda row: print(progress_line(row), flush=True))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
