@@ -15,8 +15,9 @@ The data a run trains on has exactly this vocabulary (:mod:`scaling.data.vocab` 
 
 ``scaling plan`` may run before the text LMs are downloaded: inside :func:`published_tokenizers`,
 a missing ``init_from`` directory of a named size (``qwen2.5-7B`` …) is planned with the size of
-that model's published tokenizer (:data:`PUBLISHED_TOKENIZERS`), and the substitution is recorded
-so the command can say so. Training and launching always read the real directory.
+that model's published tokenizer (the named size's ``tokenizer`` in :mod:`scaling.models.families`),
+and the substitution is recorded so the command can say so. Training and launching always read
+the real directory.
 """
 
 from __future__ import annotations
@@ -27,17 +28,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from scaling.models.families import FAMILIES, NAMED_SIZES
 from scaling.spec import RunSpec
 
-
-#: (tokens, special rows the toolkit adds) of the published tokenizers of the named sizes' text LMs:
-#: Qwen2.5 base (151,665 tokens; its pad is its eos, so a pad is added), Llama-3.2 (128,256; no pad),
-#: OPT (50,265; own pad and eos).
-PUBLISHED_TOKENIZERS: dict[str, tuple[int, int]] = {
-    **{f"qwen2.5-{b}": (151_665, 1) for b in ("0.5B", "1.5B", "3B", "7B")},
-    "llama-3.2-3B": (128_256, 1),
-    "opt-125m": (50_265, 0),
-}
 
 _substitutes: ContextVar[dict[str, str] | None] = ContextVar("published_tokenizer_substitutes", default=None)
 
@@ -77,8 +70,9 @@ def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
     made = _substitutes.get()
     if spec.init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
         size = spec.model.size
-        if made is not None and size in PUBLISHED_TOKENIZERS and not Path(init_from).expanduser().is_dir():
-            base, extra = PUBLISHED_TOKENIZERS[size]
+        published = FAMILIES[NAMED_SIZES[size]].sizes[size].tokenizer if size in NAMED_SIZES else None
+        if made is not None and published and not Path(init_from).expanduser().is_dir():
+            base, extra = published
             made[init_from] = size
         else:
             base, extra = _local_base(init_from)
