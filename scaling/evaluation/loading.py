@@ -50,7 +50,7 @@ class TargetRef:
 
 
 def resolve_target(target: str, store: str | None) -> TargetRef:
-    """Find ``target`` (see :mod:`scaling.evaluation.command`) without loading it."""
+    """Find ``target`` (see :mod:`scaling.commands.evaluate`) without loading it."""
     from scaling.store import RunDir, Store
 
     path = Path(target).expanduser()
