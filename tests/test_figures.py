@@ -13,7 +13,8 @@ import pytest
 
 from scaling.cli import main as cli
 from scaling.errors import UserError
-from scaling.figures.registry import Context, entries
+from scaling.figures.registry import Context
+from scaling.figures.render import entries
 from scaling.figures.style import STYLES, Palette, sci
 from scaling.formatting import human
 from scaling.figures.fits import budgets

@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UserError
-    from scaling.figures.registry import Context, entries
-    from scaling.figures.render import render
+    from scaling.figures.registry import Context
+    from scaling.figures.render import entries, render
     from scaling.figures.style import STYLES, Palette
     from scaling.figures.table import Columns, prepare, select_rows
     from scaling.results_table import read_table

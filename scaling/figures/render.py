@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 
 from scaling.atomic import atomic_write
 from scaling.errors import UserError, unknown_choice
-from scaling.figures.registry import Context, Output, entries
+from scaling.figures import paper, standard, tables  # noqa: F401  (importing them registers their figures and tables)
+from scaling.figures.registry import REGISTRY, Context, Entry, Output
 from scaling.figures.table import Skip
 
 
@@ -39,6 +40,13 @@ def save(output: Output, out: Path, dpi: int) -> list[Path]:
         paths.append(atomic_write(out / f"{output.name}.md", output.table.markdown()))
         paths.append(atomic_write(out / f"{output.name}.tex", output.table.latex()))
     return paths
+
+
+def entries() -> dict[str, Entry]:
+    """All figures and tables, in drawing order: those of :mod:`~scaling.figures.paper`,
+    :mod:`~scaling.figures.standard` and :mod:`~scaling.figures.tables`, registered as their
+    modules were imported."""
+    return REGISTRY
 
 
 def select(only: Iterable[str] | None) -> list[str]:
