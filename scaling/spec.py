@@ -201,6 +201,25 @@ def parse_count(value: Any, what: str) -> float:
     return out
 
 
+@dataclass(frozen=True)
+class MirrorSpec:
+    """Where training also sends a run's metrics and evaluation rows, besides the store (the source
+    of truth): a sweep's ``mirrors:`` section. Not part of any run id: mirrors change nothing stored.
+
+    tensorboard: event files under ``<store>/tensorboard/<run name>_<run id>/`` (needs the
+    ``tensorboard`` package: ``pip install 'scaling[tensorboard]'``); wandb: a Weights & Biases
+    project name, logged offline under ``<store>/wandb/`` (``wandb sync`` uploads it later; needs
+    ``pip install 'scaling[wandb]'``), '' for none.
+    """
+
+    tensorboard: bool = False
+    wandb: str = ""
+
+    def trainer_flags(self) -> list[str]:
+        """These settings as ``python -m scaling.train.entry`` flags."""
+        return (["--tensorboard"] if self.tensorboard else []) + (["--wandb", self.wandb] if self.wandb else [])
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise unknown_choice(f"value for {name}:", value, choices)

@@ -18,6 +18,7 @@ A sweep file (YAML) declares a grid::
       tokens_per_param: [5, 10, 20]
       params: total                # N used by tokens_per_param and flops: total | non_embedding
       branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
+    mirrors: {tensorboard: true, wandb: my-project}   # optional: also log rows there (scaling.spec.MirrorSpec)
 
 Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flops`` gives an
 IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
@@ -40,10 +41,10 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError, unknown_choice
-from scaling.spec import RunSpec, TrainSpec, from_dict, parse_count
+from scaling.spec import MirrorSpec, RunSpec, TrainSpec, from_dict, parse_count
 from scaling.runs.timeline import Timeline
 
-TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel")
+TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors")
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
 BUDGET_OPTIONS = ("params", "branches")
 PARAM_CONVENTIONS = ("total", "non_embedding")
@@ -61,6 +62,16 @@ class Sweep:
     @property
     def store_root(self) -> str:
         return str(self.config.get("store") or f"results/{self.name}")
+
+    @property
+    def mirrors(self) -> MirrorSpec:
+        """The sweep's ``mirrors:`` section (none by default)."""
+        return mirror_spec(self.config)
+
+
+def mirror_spec(config: dict[str, Any]) -> MirrorSpec:
+    """The ``mirrors:`` section of a sweep config, strictly parsed (UserError naming a bad key)."""
+    return from_dict(MirrorSpec, config.get("mirrors") or {}, "mirrors")
 
 
 def _yaml_value(text: str) -> Any:
@@ -180,6 +191,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
     from scaling.runs.costs import param_counts
 
     name = str(config["name"])
+    mirror_spec(config)
     base = config.get("base") or {}
     grid = config.get("grid") or {}
     variants = config.get("variants") or [{}]

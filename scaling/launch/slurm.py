@@ -42,7 +42,7 @@ from scaling.launch.resources import Resources, SlurmSettings, resources_for
 from scaling.launch.scheduler import SchedulerError, TransientSchedulerError, slurm_available, with_retries
 from scaling.launch.snapshot import Snapshot, prune_snapshots, snapshot_code
 from scaling.runs.graph import dependencies
-from scaling.spec import RunSpec
+from scaling.spec import MirrorSpec, RunSpec
 from scaling.store import FINAL_STATES, Lease, RunDir, Store, now
 
 LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
@@ -166,7 +166,7 @@ def validate(arrays: list[ArrayRequest], say: Callable[[str], None]) -> None:
 
 
 def submit_array(store_root: Path, array: ArrayRequest, settings: SlurmSettings, snapshot: Snapshot, sweep: str,
-                 dependency: list[str]) -> list[str]:
+                 mirrors: MirrorSpec, dependency: list[str]) -> list[str]:
     """One sbatch call through Submitit; returns the job keys in run order. Stray files of a failed call are removed."""
     import submitit
 
@@ -187,7 +187,7 @@ def submit_array(store_root: Path, array: ArrayRequest, settings: SlurmSettings,
     executor.update_parameters(job_name=f"scaling-{sweep}", time=res.time_min, nodes=res.nodes, ntasks_per_node=res.tasks_per_node,
                                signal_delay_s=settings.signal_delay, array_parallelism=settings.array_parallelism,
                                setup=setup, srun_args=srun_args, additional_parameters=additional)
-    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues) for spec in array.runs]
+    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues, mirrors=mirrors) for spec in array.runs]
     before = set(folder.iterdir())
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # Submitit echoes sbatch's stderr; the error below carries it
@@ -213,10 +213,10 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, store: Store, options: Mapping[str, Any], *, dry_run: bool = False, sweep: str = "",
-                 source: str = "", say: Callable[[str], None] = print):
+                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), say: Callable[[str], None] = print):
         self.settings = SlurmSettings.from_config(dict(options))
         self.store = Store(store.root.resolve())  # jobs on other nodes find the store by an absolute path
-        self.dry_run, self.sweep, self.source, self.say = dry_run, sweep, source, say
+        self.dry_run, self.sweep, self.source, self.mirrors, self.say = dry_run, sweep, source, mirrors, say
 
     @classmethod
     def available(cls) -> bool:
@@ -250,7 +250,7 @@ class SlurmExecutor:
                 arrays = group_arrays(decisions, settings, partition, cluster.max_array_size)
                 validate(arrays, say)
                 if not self.dry_run:
-                    submit_all(store, manifest, arrays, settings, snapshot_code(store), self.sweep, say)
+                    submit_all(store, manifest, arrays, settings, snapshot_code(store), self.sweep, self.mirrors, say)
         print_arrays(self.sweep, self.source, decisions, arrays, settings, say, submitted=not self.dry_run)
         job_of = {spec.run_id: job for a in arrays for spec, job in zip(a.runs, a.job_ids)}
         return [Handle(d.spec.run_id, job=job_of.get(d.spec.run_id, d.after_jobs[-1] if d.action == "live" else ""),
@@ -300,7 +300,7 @@ class SlurmExecutor:
 
 
 def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayRequest], settings: SlurmSettings, snapshot: Snapshot,
-               sweep: str, say: Callable[[str], None]) -> None:
+               sweep: str, mirrors: MirrorSpec, say: Callable[[str], None]) -> None:
     """Submit the arrays in wave order, throttled; record each in the manifest as soon as it exists."""
     throttle = scheduler.Throttle(settings.submit_interval)
     job_of_run: dict[str, str] = {}
@@ -309,7 +309,7 @@ def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayRequest], set
 
         def call() -> list[str]:
             with throttle:
-                return submit_array(store.root, array, settings, snapshot, sweep, dependency)
+                return submit_array(store.root, array, settings, snapshot, sweep, mirrors, dependency)
 
         try:
             array.job_ids = with_retries(call, delay=max(0.2, 2 * settings.submit_interval), say=say)

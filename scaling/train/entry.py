@@ -24,7 +24,9 @@ from scaling.runs.materialise import materialise
 from scaling.runs.outcome import Outcome
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
+from scaling.spec import MirrorSpec
 from scaling.train.metrics import progress_line
+from scaling.train.mirrors import open_mirrors
 from scaling.train.signals import StopSignal
 
 
@@ -36,10 +38,10 @@ def pick_device() -> torch.device:
 
 def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None,
               should_stop: Callable[[], bool] = lambda: False, progress: Callable | None = None,
-              checkpoint_seconds: float = 60.0) -> Outcome:
+              checkpoint_seconds: float = 60.0, mirrors: MirrorSpec = MirrorSpec()) -> Outcome:
     """Train run ``run_id`` of the store to completion (resuming); returns how this attempt ended
     (an :class:`~scaling.runs.outcome.Outcome`: done, diverged, stopped, busy or skipped; an error
-    marks the run failed and propagates)."""
+    marks the run failed and propagates). ``mirrors``: where rank 0 also sends the run's rows."""
     from scaling.train.loop import Trainer, export_model, host_info
 
     if threads:
@@ -65,14 +67,16 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
     decision = broadcast_decision(decision, world, device)
     if decision is not None:
         return decision
+    mirror = None
     try:
         if world.is_main:
+            mirror = open_mirrors(run, spec, mirrors)
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
                               error=None, **host_info(), world_size=world.size)
         built = materialise(spec, store)
         trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
-                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook())
+                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook(), mirror=mirror)
         if world.is_main:
             run.update_status(micro_batch=trainer.micro_batch)
         if trainer.resume() and world.is_main:
@@ -91,6 +95,8 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
                               finished=now())
         raise
     finally:
+        if mirror is not None:
+            mirror.close()
         if lease:
             lease.release()
 
@@ -132,12 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id", help="run id (directory name under STORE/runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="save a checkpoint at least this often (seconds)")
+    parser.add_argument("--tensorboard", action="store_true", help="also write the run's rows as TensorBoard scalars (scaling.train.mirrors)")
+    parser.add_argument("--wandb", default="", metavar="PROJECT", help="also log the run's rows to this W&B project, offline")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stop = StopSignal().install()
     try:
         state = train_run(args.store, args.run_id, threads=args.threads, checkpoint_seconds=args.checkpoint_seconds,
-                          should_stop=stop, progress=lambda row: print(progress_line(row), flush=True))
+                          should_stop=stop, progress=lambda row: print(progress_line(row), flush=True),
+                          mirrors=MirrorSpec(tensorboard=args.tensorboard, wandb=args.wandb))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -70,8 +70,8 @@ class Trainer:
     """Trains one run to its budget (and its decay branches); see the module docstring.
 
     ``on_eval(point)`` returns metrics merged into each evaluation row (the evaluation engine's
-    benchmarks, :func:`scaling.evaluation.hooks.benchmark_metrics`); ``mirror(row)`` gets every
-    metrics row.
+    benchmarks, :func:`scaling.evaluation.hooks.benchmark_metrics`); ``mirror(kind, row)`` gets
+    every row written to the run's logs (:mod:`scaling.train.mirrors`).
     """
 
     spec: RunSpec
@@ -85,7 +85,7 @@ class Trainer:
     log_every: int = 10
     should_stop: Callable[[], bool] = lambda: False
     on_eval: Callable[[EvalPoint], dict[str, float]] | None = None
-    mirror: Callable[[dict[str, Any]], None] | None = None
+    mirror: Callable[[str, dict[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         self.timeline = Timeline.of(self.spec)

@@ -8,8 +8,8 @@
   ``mfu`` = 6·N_total·tokens/s over the fp32 (CPU) or bf16 (GPU) matmul peak measured at start
   (:func:`measure_peak_flops`), summed over ranks.
 * :class:`RowLog` appends whole lines to ``metrics.jsonl`` / ``evals.jsonl``, counts them for the
-  checkpoint, and cuts the logs back to a checkpoint's counts on resume; each metrics row is also
-  given to ``mirror``, when there is one.
+  checkpoint, and cuts the logs back to a checkpoint's counts on resume; every row is also given to
+  the run's mirrors (:mod:`scaling.train.mirrors`), when it has some.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def progress_line(row: dict[str, Any]) -> str:
 
 class RowLog:
     """The run's ``metrics.jsonl`` and ``evals.jsonl`` as a trainer writes them; ``written`` counts
-    the rows of each (saved in every checkpoint); ``mirror`` gets every metrics row too."""
+    the rows of each (saved in every checkpoint); ``mirror(kind, row)`` gets every row too."""
 
-    def __init__(self, run: RunDir, mirror: Callable[[dict[str, Any]], None] | None = None):
+    def __init__(self, run: RunDir, mirror: Callable[[str, dict[str, Any]], None] | None = None):
         self.run, self.mirror = run, mirror
         self.written = {kind: 0 for kind in LOGS}
 
@@ -72,8 +72,8 @@ class RowLog:
         """Append one whole line to log ``kind`` (``metrics`` or ``evals``)."""
         append_jsonl(self.path(kind), row)
         self.written[kind] += 1
-        if kind == "metrics" and self.mirror is not None:
-            self.mirror(row)
+        if self.mirror is not None:
+            self.mirror(kind, row)
 
     def clear(self) -> None:
         """Remove both logs (a run restarted before its first checkpoint starts clean)."""
