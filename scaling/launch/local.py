@@ -87,33 +87,19 @@ class LocalExecutor:
         self.say(f"launching {self.label}: {len(runs)} runs, {parallel} at a time, store {self.store.root}")
         if ended:
             self.say(f"{len(ended)} run(s) already finished: skipped")
-        total, finished = len(todo), 0
+        progress = _Progress(len(todo))
         active: dict[str, tuple[subprocess.Popen, RunSpec, float]] = {}
         while todo or active:
-            for run_id, (proc, spec, started) in list(active.items()):
-                code = proc.poll()
-                if code is None:
-                    continue
-                del active[run_id]
-                outcome = Outcome.from_exit_code(code)
-                ended[run_id] = Handle(run_id, job=f"{socket.gethostname()}:{proc.pid}", action=outcome)
-                if outcome == Outcome.BUSY:
-                    self.say(f"[{finished}/{total}] {spec.name} ({run_id}) is being trained by another process: left to it")
-                    continue
-                finished += 1
-                self.say(f"[{finished}/{total}] {outcome:8s} {spec.name} ({run_id}) in {time.monotonic() - started:.0f}s "
-                         f"{self._detail(run_id, outcome)}".rstrip())
+            self._reap(active, ended, progress)
             for spec in list(todo):
                 if len(active) >= parallel:
                     break
-                deps = dependencies(spec)
-                states = [self.store.run(d.run_id).status().get("state") for d in deps]
-                if any(s in ("failed", "diverged") for s in states) or any(d.run_id in ended and ended[d.run_id].action == Outcome.BUSY for d in deps):
+                waiting = self._waits_for(spec, ended)
+                if waiting == "a failed text LM":
                     todo.remove(spec)
                     ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM did not finish here")
                     self.say(f"blocked  {spec.name} ({spec.run_id}): its text LM did not finish here")
-                    continue
-                if any(s != "done" for s in states):
+                if waiting != "nothing":
                     continue
                 todo.remove(spec)
                 active[spec.run_id] = (self._start(spec, threads), spec, time.monotonic())
@@ -124,7 +110,35 @@ class LocalExecutor:
                 break
         for spec in todo:
             ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM is trained elsewhere")
-        handles = [ended[s.run_id] for s in runs]
+        return self._summarise([ended[s.run_id] for s in runs])
+
+    def _reap(self, active: dict, ended: dict[str, Handle], progress: "_Progress") -> None:
+        """Record the outcome of every training process that has ended, with a progress line."""
+        for run_id, (proc, spec, started) in list(active.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del active[run_id]
+            outcome = Outcome.from_exit_code(code)
+            ended[run_id] = Handle(run_id, job=f"{socket.gethostname()}:{proc.pid}", action=outcome)
+            if outcome == Outcome.BUSY:
+                self.say(f"{progress} {spec.name} ({run_id}) is being trained by another process: left to it")
+                continue
+            progress.finished += 1
+            self.say(f"{progress} {outcome:8s} {spec.name} ({run_id}) in {time.monotonic() - started:.0f}s "
+                     f"{self._detail(run_id, outcome)}".rstrip())
+
+    def _waits_for(self, spec: RunSpec, ended: dict[str, Handle]) -> str:
+        """What keeps ``spec`` from starting: ``nothing``, ``a text LM`` (not done yet) or ``a failed
+        text LM`` (failed, diverged, or trained by another process that this launch cannot wait for)."""
+        deps = dependencies(spec)
+        states = [self.store.run(d.run_id).status().get("state") for d in deps]
+        if any(s in ("failed", "diverged") for s in states) or any(d.run_id in ended and ended[d.run_id].action == Outcome.BUSY for d in deps):
+            return "a failed text LM"
+        return "a text LM" if any(s != "done" for s in states) else "nothing"
+
+    def _summarise(self, handles: list[Handle]) -> list[Handle]:
+        """Say what the launch did, in one line; returns ``handles``."""
         n = Counter(h.action for h in handles)
         self.say(f"{self.label}: {n[Outcome.DONE]} trained, {n[Outcome.SKIPPED]} already done, {n[Outcome.FAILED]} failed, "
                  f"{n[Outcome.DIVERGED]} diverged, {n[Outcome.STOPPED]} stopped, {n[Outcome.BUSY]} running elsewhere, "
@@ -174,6 +188,17 @@ class LocalExecutor:
                 os.kill(int(pid), signal.SIGTERM)
                 cancelled.append(h)
         return cancelled
+
+
+@dataclass
+class _Progress:
+    """``[finished/total]`` of a launch's progress lines."""
+
+    total: int
+    finished: int = 0
+
+    def __str__(self) -> str:
+        return f"[{self.finished}/{self.total}]"
 
 
 def _is_trainer_of(pid: int, run: RunDir) -> bool:

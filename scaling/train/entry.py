@@ -54,17 +54,7 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
     spec = run.spec()
     init_process_group(world)
     device = pick_device()
-    # rank 0 decides (finished / held elsewhere / go) and every rank follows, so none waits forever
-    decision, lease = None, None
-    if world.is_main:
-        if run.status().get("state") in FINAL_STATES:
-            decision = Outcome.SKIPPED
-        else:
-            try:
-                lease = Lease(run, owner=host_info()).acquire()
-            except LeaseHeld:
-                decision = Outcome.BUSY
-    decision = broadcast_decision(decision, world, device)
+    decision, lease = claim(run, world, device)
     if decision is not None:
         return decision
     mirror = None
@@ -113,14 +103,27 @@ def summary(trainer) -> dict:
             **trainer.spent(), "finished": now()}
 
 
-def broadcast_decision(decision: Outcome | None, world: World, device: torch.device) -> Outcome | None:
-    """Rank 0's decision (None: train; else skipped or busy), on every rank."""
-    if world.size == 1:
-        return decision
-    choices = (None, Outcome.SKIPPED, Outcome.BUSY)
-    code = torch.tensor([choices.index(decision)], device=device)
-    torch.distributed.broadcast(code, src=0)
-    return choices[int(code.item())]
+def claim(run, world: World, device: torch.device) -> tuple[Outcome | None, Lease | None]:
+    """Whether to train ``run`` here: (None, the run's lease on rank 0) to train; (skipped, None)
+    when it is finished, (busy, None) when another live process holds it. Rank 0 decides and every
+    rank follows, so none waits forever."""
+    from scaling.train.loop import host_info
+
+    decision, lease = None, None
+    if world.is_main:
+        if run.status().get("state") in FINAL_STATES:
+            decision = Outcome.SKIPPED
+        else:
+            try:
+                lease = Lease(run, owner=host_info()).acquire()
+            except LeaseHeld:
+                decision = Outcome.BUSY
+    if world.size > 1:
+        choices = (None, Outcome.SKIPPED, Outcome.BUSY)
+        code = torch.tensor([choices.index(decision)], device=device)
+        torch.distributed.broadcast(code, src=0)
+        decision = choices[int(code.item())]
+    return decision, lease
 
 
 def _benchmark_hook():
