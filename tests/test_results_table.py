@@ -37,6 +37,7 @@ def test_final_rows_without_the_column_are_each_runs_last_step_for_fit_and_figur
     assert final_mask(df.drop(columns=["run_id"])) is None  # cannot tell: every row is a point
     n, d, y, kept = load_table(df)
     assert list(kept["run_id"]) == ["a", "b"] and kept.attrs["selection"]["excluded"] == {"status=failed": 1}
+    assert len(load_table(df.drop(columns=["status"]))[3]) == 3  # no status: no run is left out
     figures = prepare(df, Columns())
     assert list(figures.loc[figures["final"], "run_id"]) == ["a", "b", "c"]
     from scaling.figures.table import final_rows

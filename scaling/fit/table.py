@@ -54,8 +54,9 @@ def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y:
             raise UserError("no row has final=true; pass all_rows (--all-rows) to fit every evaluation point")
     if not include_diverged:
         unusable = unusable_mask(df)
-        for state in sorted(set(df.loc[unusable, "status"].astype(str).str.lower())):
-            _exclude(selection, f"status={state}", df.index[unusable & (df["status"].astype(str).str.lower() == state)])
+        states = df.loc[unusable, "status"].astype(str).str.lower() if unusable.any() else pd.Series(dtype=str)
+        for state in sorted(set(states)):
+            _exclude(selection, f"status={state}", states.index[states == state])
         df = df[~unusable]
     values = {}
     for col in needed:
