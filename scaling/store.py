@@ -1,6 +1,6 @@
 """The results store: one directory per run, every write atomic.
 
-Layout under a store root::
+Files under a store root::
 
     runs/<run_id>/spec.json       the RunSpec (written once)
     runs/<run_id>/status.json     state, attempts, timestamps, host, progress (replaced atomically)
@@ -12,6 +12,8 @@ Layout under a store root::
     runs/<run_id>/train.log       the run's own output
     sweeps/<name>.json            the run ids a sweep expanded to, and its source file
     cache/                        corpora, tokenizers, text LMs, built once by content hash
+    tensorboard/, wandb/          mirrors of the runs' rows, when a sweep asks (scaling.train.mirrors)
+    slurm/                        the SLURM executor's manifest, code snapshots and job logs
 
 Readers tolerate a torn last line of a JSONL file (a crash mid-append loses only that line).
 """
