@@ -32,7 +32,7 @@ import pandas as pd
 from scaling.atomic import atomic_write
 from scaling.errors import UserError
 
-RUN_ID, NAME, STATUS, FINAL, BRANCH, STEP = "run_id", "name", "status", "final", "branch", "step"
+RUN_ID, STATUS, FINAL, STEP = "run_id", "status", "final", "step"
 
 #: the columns a collected table starts with, in this order (every other column follows, sorted)
 LEADING_COLUMNS = (

@@ -49,7 +49,6 @@ LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
 LOCAL_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
 ACTION_LABELS = {"done": "done", "live": "queued or running", "elsewhere": "trained elsewhere", "gave-up": "given up",
                  "blocked": "blocked"}
-ACTIVE_STATES = ("queued", "running")
 
 
 @dataclass
