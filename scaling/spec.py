@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scaling.errors import UserError, unknown_choice
+from scaling.formatting import human
 
 DATA_MODES = ("text", "interleaved", "speech")
 INIT_MODES = ("scratch", "text-lm")
@@ -93,7 +94,7 @@ class TrainSpec:
     then linear decay over the last ``decay`` fraction).
     eval_points: number of evaluation points spread evenly over the budget (the last at the end).
     branch_tokens: smaller budgets (trained tokens, increasing) that ``wsd`` runs also reach by
-    short decay branches from the stable phase (see :mod:`scaling.train.schedule`); each branch is
+    short decay branches from the stable phase (see :mod:`scaling.runs.timeline`); each branch is
     evaluated at its budget and recorded as a row of its own.
     """
 
@@ -182,15 +183,6 @@ class RunSpec:
         return self
 
 
-def human(n: float) -> str:
-    """1234567 -> '1.2M' (k, M, B, T suffixes; integers stay short)."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.3g}{suffix}"
-    return f"{n:g}"
-
-
 def parse_count(value: Any, what: str) -> float:
     """Parse '1M', '2.5e6', '500k', 1000 into a float; raise UserError naming ``what`` otherwise."""
     if isinstance(value, bool):
@@ -207,6 +199,25 @@ def parse_count(value: Any, what: str) -> float:
     if not out > 0 or out != out or out == float("inf"):
         raise UserError(f"{what} = {value!r}: expected a positive finite number")
     return out
+
+
+@dataclass(frozen=True)
+class MirrorSpec:
+    """Where training also sends a run's metrics and evaluation rows, besides the store (the source
+    of truth): a sweep's ``mirrors:`` section. Not part of any run id: mirrors change nothing stored.
+
+    tensorboard: event files under ``<store>/tensorboard/<run name>_<run id>/`` (needs the
+    ``tensorboard`` package: ``pip install 'scaling[tensorboard]'``); wandb: a Weights & Biases
+    project name, logged offline under ``<store>/wandb/`` (``wandb sync`` uploads it later; needs
+    ``pip install 'scaling[wandb]'``), '' for none.
+    """
+
+    tensorboard: bool = False
+    wandb: str = ""
+
+    def trainer_flags(self) -> list[str]:
+        """These settings as ``python -m scaling.train.entry`` flags."""
+        return (["--tensorboard"] if self.tensorboard else []) + (["--wandb", self.wandb] if self.wandb else [])
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,6 +1,6 @@
 """The results store: one directory per run, every write atomic.
 
-Layout under a store root::
+Files under a store root::
 
     runs/<run_id>/spec.json       the RunSpec (written once)
     runs/<run_id>/status.json     state, attempts, timestamps, host, progress (replaced atomically)
@@ -13,6 +13,8 @@ Layout under a store root::
     runs/<run_id>/train.log       the run's own output
     sweeps/<name>.json            the run ids a sweep expanded to, and its source file
     cache/                        corpora, tokenizers, text LMs, built once by content hash
+    tensorboard/, wandb/          mirrors of the runs' rows, when a sweep asks (scaling.train.mirrors)
+    slurm/                        the SLURM executor's manifest, code snapshots and job logs
 
 Readers tolerate a torn last line of a JSONL file (a crash mid-append loses only that line).
 """
@@ -24,34 +26,18 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from scaling.atomic import atomic_write, atomic_write_json
 from scaling.errors import UserError, safe_name
 from scaling.spec import RunSpec, from_dict, to_dict
 
 STATES = ("pending", "running", "done", "failed", "diverged")
 FINAL_STATES = ("done", "diverged")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file in the same directory, fsync it, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -88,12 +74,7 @@ def rewrite_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
     if not path.exists():
         return
     rows = [r for r in read_jsonl(path) if keep(r)]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -136,7 +117,7 @@ class RunDir:
         """Merge ``fields`` into status.json (atomic replace); stamps ``updated``."""
         status = self.status()
         status.update(fields, updated=now())
-        write_json_atomic(self.status_file, status)
+        atomic_write_json(self.status_file, status)
         return status
 
     def metrics(self) -> list[dict[str, Any]]:
@@ -199,13 +180,13 @@ class Store:
         run = self.run(spec.run_id)
         run.path.mkdir(parents=True, exist_ok=True)
         if not run.spec_file.exists():
-            write_json_atomic(run.spec_file, to_dict(spec))
+            atomic_write_json(run.spec_file, to_dict(spec))
         return run
 
     def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
         """Remember which runs a sweep expanded to (atomic replace)."""
         (self.root / "sweeps").mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
+        atomic_write_json(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
 
     def sweep_runs(self, name: str) -> list[str]:
         data = read_json(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json")
@@ -300,9 +281,16 @@ class Lease:
 
     def live_holder(self) -> str | None:
         """Who holds this run's lease when a live process does, else None (read-only)."""
-        if self.run.lease_file.exists() and not self._stale():
-            return self.holder()
-        return None
+        return self.holder() if self.live_owner() is not None else None
+
+    def live_owner(self) -> dict[str, Any] | None:
+        """The lease's owner record (host, pid, job_id …) when a live process holds it, else None (read-only)."""
+        if not self.run.lease_file.exists() or self._stale():
+            return None
+        try:
+            return json.loads(self.run.lease_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
 
     def holder(self) -> str:
         try:

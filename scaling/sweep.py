@@ -18,12 +18,13 @@ A sweep file (YAML) declares a grid::
       tokens_per_param: [5, 10, 20]
       params: total                # N used by tokens_per_param and flops: total | non_embedding
       branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
+    mirrors: {tensorboard: true, wandb: my-project}   # optional: also log rows there (scaling.spec.MirrorSpec)
 
 Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flops`` gives an
 IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
 ``branches: true`` (needs ``train.schedule: wsd``) a grid point trains once, to its largest budget,
 and reaches the others by short decay branches from the stable phase (``train.branch_tokens``;
-see :mod:`scaling.train.schedule`), instead of one run per budget. ``key=value``
+see :mod:`scaling.runs.timeline`), instead of one run per budget. ``key=value``
 overrides from the command line change ``base`` (``train.lr=1e-3``), a grid axis
 (``grid.model.size=[1M,3M]``), the budget (``budget.tokens=[1e6]``) or top-level keys
 (``name=x``). Unknown keys, impossible values and empty grids are errors naming the key.
@@ -40,10 +41,10 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError, safe_name, unknown_choice
-from scaling.spec import RunSpec, TrainSpec, from_dict, parse_count
-from scaling.train.schedule import Plan
+from scaling.spec import MirrorSpec, RunSpec, TrainSpec, from_dict, parse_count
+from scaling.runs.timeline import Timeline
 
-TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel")
+TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors")
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
 BUDGET_OPTIONS = ("params", "branches")
 PARAM_CONVENTIONS = ("total", "non_embedding")
@@ -61,6 +62,16 @@ class Sweep:
     @property
     def store_root(self) -> str:
         return str(self.config.get("store") or f"results/{self.name}")
+
+    @property
+    def mirrors(self) -> MirrorSpec:
+        """The sweep's ``mirrors:`` section (none by default)."""
+        return mirror_spec(self.config)
+
+
+def mirror_spec(config: dict[str, Any]) -> MirrorSpec:
+    """The ``mirrors:`` section of a sweep config, strictly parsed (UserError naming a bad key)."""
+    return from_dict(MirrorSpec, config.get("mirrors") or {}, "mirrors")
 
 
 def _yaml_value(text: str) -> Any:
@@ -176,10 +187,11 @@ def _trains(spec: RunSpec, tokens: list[int], branched: bool) -> list[TrainSpec]
 def expand(config: dict[str, Any], source: str = "") -> Sweep:
     """Expand a sweep config into validated, resolved run specs: one per grid point × variant × budget,
     or one per grid point × variant carrying its smaller budgets as decay branches (``budget.branches``)."""
-    from scaling.models import count_params, resolve_model
-    from scaling.layout import vocab_layout
+    from scaling.models import resolve_model
+    from scaling.runs.costs import param_counts
 
     name = safe_name(config["name"], "sweep name")
+    mirror_spec(config)
     base = config.get("base") or {}
     grid = config.get("grid") or {}
     variants = config.get("variants") or [{}]
@@ -203,8 +215,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             spec_dict["sweep"] = name
             spec = from_dict(RunSpec, spec_dict)
             spec = replace(spec, model=resolve_model(spec.model))
-            vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
-            counts = count_params(spec.model, vocab, added, spec.data.context)
+            counts = param_counts(spec)
             n = counts.total if convention == "total" else counts.non_embedding
             point_tokens = []
             for b in budgets:
@@ -214,7 +225,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
                 point_tokens.append(int(round(tokens)))
             for train in _trains(spec, point_tokens, branched):
                 run = replace(spec, train=train).validate()
-                Plan.of(run)
+                Timeline.of(run)
                 if run.run_id not in seen:
                     seen.add(run.run_id)
                     runs.append(run)

@@ -12,7 +12,7 @@ from scaling.models import FAMILIES, count_params, resolve_model
 from scaling.models.build import build_model
 from scaling.spec import ModelSpec, RunSpec, from_dict, parse_count
 from scaling.sweep import apply_overrides, expand, load_sweep
-from scaling.layout import vocab_layout
+from scaling.runs.vocabulary import vocabulary_rows
 
 
 def test_run_id_ignores_sweep_name_and_tracks_result_fields():
@@ -74,12 +74,12 @@ def test_budget_tokens_per_param_and_isoflop():
     sweep = expand(_config(tokens_per_param=[2, 4]))
     assert len(sweep.runs) == 2 * 2 * 2
     for run in sweep.runs:
-        vocab, added = vocab_layout(run.data)
+        vocab, added = vocabulary_rows(run)
         n = count_params(run.model, vocab, added, 32).total
         assert run.train.tokens / n in (pytest.approx(2, rel=1e-4), pytest.approx(4, rel=1e-4))
     iso = expand(_config(flops=[1e12]))
     for run in iso.runs:
-        vocab, added = vocab_layout(run.data)
+        vocab, added = vocabulary_rows(run)
         n = count_params(run.model, vocab, added, 32).total
         assert 6 * n * run.train.tokens == pytest.approx(1e12, rel=1e-4)
     assert len({r.run_id for r in iso.runs}) == len(iso.runs)

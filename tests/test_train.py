@@ -12,7 +12,7 @@ import pytest
 
 from scaling.store import Store
 from scaling.sweep import load_sweep
-from scaling.train.loop import Plan
+from scaling.runs.timeline import Timeline
 from tests.helpers import PYTHON, REPO, link_cache, scaling, write_sweep
 
 
@@ -30,7 +30,7 @@ def _store(tmp_path, cache, name="store"):
 def test_plan_of_a_budget_is_exact():
     from scaling.spec import RunSpec, TrainSpec, DataSpec
 
-    plan = Plan.of(RunSpec(data=DataSpec(context=32), train=TrainSpec(tokens=1000, batch_size=8, eval_points=3)))
+    plan = Timeline.of(RunSpec(data=DataSpec(context=32), train=TrainSpec(tokens=1000, batch_size=8, eval_points=3)))
     assert plan.n_steps == math.ceil(1000 / 256) and plan.last_step_tokens == 1000 - 3 * 256
     assert plan.eval_steps[-1] == plan.n_steps
 
@@ -80,7 +80,7 @@ def test_kill_9_mid_training_resumes_to_the_same_result(tmp_path, cache):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             assert run.status()["state"] == "running", "the run finished before it could be killed"
-            assert len(run.metrics()) < Plan.of(spec).n_steps // 10
+            assert len(run.metrics()) < Timeline.of(spec).n_steps // 10
         proc = _train(store, spec.run_id)
         output = proc.communicate(timeout=600)[0]
         assert proc.returncode == 0, output

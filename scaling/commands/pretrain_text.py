@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UserError
-    from scaling.launch.local import launch_local
+    from scaling.launch.executors import open_executor
+    from scaling.runs.outcome import Outcome
     from scaling.models import resolve_model
     from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, parse_count
     from scaling.store import Store
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                    sweep="pretrain-text").validate()
     store = Store(args.store)
     store.ensure_writable()
-    report = launch_local(store, [spec], max_parallel=1, say=lambda line: print(line, flush=True))
+    executor = open_executor("local", store, {"max_parallel": 1}, sweep="pretrain-text", say=lambda line: print(line, flush=True))
+    (handle,) = executor.submit([spec])
     run = store.run(spec.run_id)
     if run.status().get("state") != "done":
         raise UserError(f"text-LM run {spec.run_id} did not finish ({run.status().get('error') or run.status().get('state')}); see {run.log_file}")
@@ -48,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
     summary = run.summary() or {}
     print(f"text LM {spec.name} ({summary.get('params_total', 0):,} parameters, loss_val {summary.get('loss_val', float('nan')):.4f}) "
           f"written to {out}; use it with init: text-lm, init_from: {out}")
-    return 0 if not report.failed else 1
+    return 0 if handle.action != Outcome.FAILED else 1

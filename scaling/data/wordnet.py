@@ -18,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError
 
 MIN_WORDS = 6
@@ -89,9 +90,7 @@ def main(argv: list[str]) -> int:
     wordnet_dir = Path(argv[0]) if argv else Path("/usr/share/wordnet")
     out = Path(argv[1]) if len(argv) > 1 else SHIPPED
     sentences = extract_examples(wordnet_dir)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
-    tmp.replace(out)
+    atomic_write(out, "".join(s + "\n" for s in sentences))
     print(f"wrote {len(sentences)} sentences to {out}")
     return 0
 

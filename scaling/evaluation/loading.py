@@ -50,7 +50,7 @@ class TargetRef:
 
 
 def resolve_target(target: str, store: str | None) -> TargetRef:
-    """Find ``target`` (see :mod:`scaling.evaluation.command`) without loading it."""
+    """Find ``target`` (see :mod:`scaling.commands.evaluate`) without loading it."""
     from scaling.store import RunDir, Store
 
     path = Path(target).expanduser()
@@ -107,26 +107,23 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
 def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
     from transformers import AutoModelForCausalLM
 
-    from scaling.data import prepare_data
     from scaling.data.config import resolve_corpus
-    from scaling.models.build import build_model, load_text_lm
-    from scaling.train.entry import text_lm_dir
+    from scaling.runs.graph import text_lm_dir
+    from scaling.runs.materialise import materialise, run_data
 
     spec = run.spec()
     lm_dir = text_lm_dir(store, spec) if spec.init == "text-lm" else None
-    prep = prepare_data(spec.data, store.cache, seed=spec.seed, tokenizer_dir=str(lm_dir) if lm_dir else None)
     exported = run.path / "model"
     if checkpoint is None and (exported / "config.json").is_file():
+        prep = run_data(spec, store)
         model = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32, local_files_only=True)
         source = str(exported)
     else:
         checkpoint = checkpoint or run.checkpoint_dir / "latest.pt"
         if not checkpoint.is_file():
             raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
-        if lm_dir is not None:
-            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed, n_text_vocab=prep.n_text_vocab)
-        else:
-            model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
+        built = materialise(spec, store)
+        prep, model = built.data, built.model
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         source = f"{checkpoint} (step {state.get('step')})"

@@ -10,13 +10,14 @@ only after, so ``latest.pt`` always names shards that exist.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from scaling.atomic import atomic_write
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
@@ -42,12 +43,7 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
 
 
 def _write(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _shard_path(directory: Path, tag: str, rank: int) -> Path:

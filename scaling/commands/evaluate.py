@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.evaluation.loading import load_target, resolve_target
     from scaling.evaluation.offline import OFFLINE_SETS
     from scaling.evaluation.settings import EvalSettings, load_settings
-    from scaling.evaluation.suite import Benchmarks, official_tasks, plan_tasks, run_tasks, write_pair_scores
+    from scaling.evaluation.suite import Benchmarks, choose_tasks, run_tasks, write_pair_scores
 
     if args.pairs is not None and args.pairs < 1:
         raise UserError(f"--pairs = {args.pairs}: expected a positive number of pairs")
@@ -88,10 +88,8 @@ def run(args: argparse.Namespace) -> int:
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None
-    tasks = plan_tasks(target.vocab, tuple(dict.fromkeys(offline)), cross_modal=True, text_lm=target.text_lm is not None,
-                       directions=directions)
-    for name in dict.fromkeys(official_names):
-        tasks += official_tasks(name, benches.get(name), target.vocab, directions)
+    tasks = choose_tasks(target.vocab, benches, tuple(dict.fromkeys(offline)), official_names, cross_modal=True,
+                         text_lm=target.text_lm is not None, directions=directions)
     if not tasks:
         raise UserError(f"no benchmark applies to {args.target} ({target.vocab.layout.kind} vocabulary) with the directions asked for")
     start = time.perf_counter()
@@ -107,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.column:<{width}}  {r.n_pairs:>6}  {r.accuracy:>8.4f}  {se:>7.4f}")
     print(f"scored {sum(r.n_pairs for r in results)} pairs in {seconds:.1f}s")
     if args.out:
-        from scaling.store import write_json_atomic
+        from scaling.atomic import atomic_write_json
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"target": str(args.target), "model": target.description, "score": args.score or settings.score, "context": target.context,
                    "results": {r.column: {"accuracy": r.accuracy, "pairs": r.n_pairs, "bench": r.bench, "direction": r.direction} for r in results}}
-        write_json_atomic(out, payload)
+        atomic_write_json(out, payload)
         write_pair_scores(out.with_suffix(".pairs.csv"), results)
         print(f"wrote {out} and {out.with_suffix('.pairs.csv')}")
     return 0

@@ -11,10 +11,10 @@ Imports nothing heavy at module level (the CLI imports every command to build it
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from scaling.atomic import atomic_write_json
 from scaling.errors import UserError
 
 DEFAULT_CACHE = "results/cache"
@@ -77,10 +77,7 @@ def _stats(args: argparse.Namespace) -> int:
         print(format_stats(stats))
         print()
     if args.json:
-        out = Path(args.json)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(everything, indent=1) + "\n")
-        tmp.replace(out)
+        atomic_write_json(Path(args.json), everything, sort_keys=False)
     where = f"; JSON in {args.json}" if args.json else ""
     print(f"statistics of {len(dirs)} corpus director{'y' if len(dirs) == 1 else 'ies'} under {root}{where}")
     return 0

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from scaling.atomic import atomic_write_json
 from scaling.errors import UserError
 
 
@@ -289,10 +288,6 @@ def _write_json(path: Path, payload: dict) -> None:
     if not directory.is_dir():
         raise UserError(f"--json {str(path)!r}: directory {str(directory)!r} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
+        atomic_write_json(path, payload, indent=2, sort_keys=False)
     except OSError as exc:
         raise UserError(f"--json {str(path)!r}: cannot write ({exc.strerror})") from None
