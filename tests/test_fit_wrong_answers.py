@@ -81,7 +81,6 @@ def test_user_defined_law_predicts_and_backtests():
     assert test.summary["n_test"] > 0 and test.summary["max_abs_rel_error"] < 1e-6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 5: scaling figures --loss COL is ignored by the metric-column check")
 def test_figures_accept_the_loss_column_they_are_given(tmp_path):
     from scaling.figures.table import Columns, prepare
 
