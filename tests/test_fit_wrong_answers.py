@@ -26,7 +26,6 @@ def step_in_n():
     return n, d, y
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 1: an overflowing coefficient is reported as converged (LinAlgError with --bootstrap)")
 def test_overflowing_coefficient_is_refused():
     n, d, y = step_in_n()
     with pytest.raises(FitDidNotConverge, match=r"ran away: log A = .*not a finite number.*alpha=") as err:
@@ -42,7 +41,6 @@ def repeated_epochs():
     return n.ravel(), d.ravel(), u.ravel()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 2: the data-constrained default grid has alpha = beta = 0 (ZeroDivisionError)")
 def test_data_constrained_default_grid_fits():
     n, d, u = repeated_epochs()
     y = get_law("data_constrained").predict(MUENNIGHOFF, {"n": n, "d": d, "u": u})
@@ -53,14 +51,13 @@ def test_data_constrained_default_grid_fits():
         assert fit.params[name] == pytest.approx(value, rel=1e-3), name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 3: a step-size stop with a non-zero gradient at the law's edge is labelled converged")
 def test_decay_constant_running_to_infinity_is_not_converged():
     # Repeated epochs cost nothing in these data (plain Chinchilla), so the best R_D* is +inf:
     # the optimiser stops on its step tolerance with rd_star ~1e7 and a gradient that still points on.
     n, d, u = repeated_epochs()
     base = {k: MUENNIGHOFF[k] for k in ("E", "A", "B", "alpha", "beta")}
     y = get_law("chinchilla").predict(base, {"n": n, "d": d}) * np.exp(1e-3 * np.random.default_rng(0).standard_normal(n.size))
-    with pytest.raises(FitDidNotConverge, match=r"(rd_star|rn_star) runs towards \+inf") as err:
+    with pytest.raises(FitDidNotConverge, match=r"(rd_star|rn_star) = \S+ runs towards \+inf") as err:
         fit_law(n, d, y, law="data_constrained", u=u, starts=[MUENNIGHOFF])
     assert "--bound" in str(err.value) and "\n" not in str(err.value)
 
@@ -71,7 +68,6 @@ def n_only_law():
                "L = E + A/N^alpha", lambda p, x: p["E"] + p["A"] * np.asarray(x["n"], float) ** -p["alpha"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 4: FitResult.predict raises 'unknown law' for user-defined laws")
 def test_user_defined_law_predicts_and_backtests():
     n = np.geomspace(1e6, 1e10, 15)
     y = 2.0 + 300.0 * n ** -0.3
@@ -101,7 +97,6 @@ def isoflop_sweep(noise: float):
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 6a: Approach-2 output is headed 'chinchilla law'")
 def test_approach2_is_not_labelled_a_chinchilla_fit(tmp_path, capsys):
     path = tmp_path / "isoflop.csv"
     isoflop_sweep(0.0).to_csv(path, index=False)
@@ -110,7 +105,6 @@ def test_approach2_is_not_labelled_a_chinchilla_fit(tmp_path, capsys):
     assert not head.startswith("chinchilla") and "Approach 2" in head
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, wrong answer 6b: 'weakly identified' fires on coefficients wide only in linear scale")
 def test_power_law_coefficients_are_judged_in_log_scale():
     # With 0.5% noise the exponents a, b are known to +-0.01, and k_d to a factor 2.6: wide in
     # linear scale only (k_d is D* at C = 1 FLOP, twenty decades below the data).
