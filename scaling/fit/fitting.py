@@ -37,7 +37,8 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
             candidates: int = 16, exhaustive: bool = False, screen_rows: int | None = SCREEN_ROWS,
             budget_rtol: float = 0.05, on_bad: str = "raise", window: int | None = None, weights=None,
             optimal_pairs: bool = False, bootstrap: int = 0, seed: int = 0, level: float = 0.95, targets_c=(),
-            unique_tokens: float | None = None, profile=(), selection: dict | None = None) -> FitResult:
+            unique_tokens: float | None = None, profile=(), report: bool = False,
+            selection: dict | None = None) -> FitResult:
     """Fit a scaling law to runs and return a :class:`FitResult`.
 
     n: parameters per point; d: training tokens; y: loss (nats/token) or, for downstream laws, the
@@ -54,7 +55,8 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
     start grid, ``start`` (one value) and ``grid`` ((lo, hi, count)) override a parameter's grid;
     ``screen_iterations``/``candidates``/``exhaustive``/``screen_rows`` tune the multi-start (see
     :mod:`scaling.fit.approach3`, :mod:`scaling.fit.generic`); ``profile`` names parameters that
-    get profile-likelihood intervals at ``level``.
+    get profile-likelihood intervals at ``level``; ``report`` adds lmfit's fit report (text) to the
+    diagnostics.
     Approach 2: ``budget_rtol`` groups budgets, ``on_bad`` raise | skip for budgets without an
     interior minimum, ``window`` keeps K points each side of a budget's lowest loss, ``weights``
     weigh rows (inverse variances), ``optimal_pairs`` fits given (C, N*) rows directly.
@@ -89,10 +91,10 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
         fitted = _approach3(law, given, y, space=space, loss=loss, delta=delta, fixed=fixed, tie=tie, bounds=bounds,
                             starts=starts, start=start, grid=grid, screen_iterations=screen_iterations,
                             candidates=candidates, exhaustive=exhaustive, screen_rows=screen_rows,
-                            profile=profile, level=level)
+                            profile=profile, level=level, report=report)
     else:
         misplaced = [k for k, v in (("fixed", fixed), ("tie", tie), ("bounds", bounds), ("starts", starts),
-                                    ("start", start), ("grid", grid), ("profile", profile)) if v]
+                                    ("start", start), ("grid", grid), ("profile", profile), ("report", report)) if v]
         misplaced += [k for k, v in (("loss", loss != "huber"), ("space", space != "log")) if v]
         if misplaced:
             raise UserError(f"{', '.join(misplaced)} apply to Approach 3 only; approach {approach} fits power laws "
@@ -122,7 +124,7 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
 
 
 def _approach3(law: Law, given, y, *, space, loss, delta, fixed, tie, bounds, starts, start, grid, screen_iterations,
-               candidates, exhaustive, screen_rows, profile, level):
+               candidates, exhaustive, screen_rows, profile, level, report):
     """Fit an Approach-3 law; returns (params, objective, diagnostics, refit, strata, provenance)."""
     from scaling.fit.profile import profile_interval
 
@@ -145,6 +147,8 @@ def _approach3(law: Law, given, y, *, space, loss, delta, fixed, tie, bounds, st
                                        "estimate is the bound, not a minimum inside it")
     if profile:
         diagnostics["profile"] = {name: profile_interval(fitter, sol, name, level).to_json() for name in profile}
+    if report:
+        diagnostics["lmfit_report"] = fitter.report(sol)
 
     def refit(w):
         return fitter.refit(sol, np.repeat(np.arange(len(y)), w.astype(int))).params

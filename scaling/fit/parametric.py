@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from scaling.fit.approach3 import fit_chinchilla
-from scaling.fit.generic import Constraints, Solution, fit_generic
+from scaling.fit.generic import Constraints, Problem, Solution, fit_generic, lmfit_report
 from scaling.fit.laws import LAWS, Law
 from scaling.fit.likelihood import Comparison
 from scaling.fit.minima import rival_minima
@@ -121,3 +121,10 @@ class Parametric:
         return {"space": self.space, "r2": 1.0 - float(np.sum(r * r)) / total if total > 0 else float("nan"),
                 "rmse": float(np.sqrt(np.mean(r * r))),
                 "mean_abs_rel_error": float(np.mean(np.abs(pred - self.y) / np.abs(self.y)))}
+
+    def report(self, solution: Solution) -> str:
+        """lmfit's fit report at the solution (statistics, standard errors, correlations)."""
+        delta = np.inf if self.loss == "mse" else self.delta
+        threshold = solution.diagnostics.get("huber_ml", {}).get("threshold")
+        problem = Problem(self.law, self.inputs, self.y, self.space, delta, self.constraints)
+        return lmfit_report(problem, solution.params, threshold)

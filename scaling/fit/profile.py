@@ -52,7 +52,7 @@ def profile_interval(fitter: Parametric, solution: Solution, name: str, level: f
     if name in c.fixed:
         raise UserError(f"--profile {name}: {name} is fixed (--fix), so it has no interval")
     if c.tie and name in c.tie:
-        raise UserError(f"--profile {name}: {name} is tied ({c.tie[0]}={c.tie[1]}); profile the tie's pair by fixing both")
+        raise UserError(f"--profile {name}: {name} is tied ({c.tie[0]}={c.tie[1]}); profiles of tied parameters are not supported")
     if not 0 < level < 1:
         raise UserError(f"interval level {level} must be between 0 and 1")
     comparison = fitter.comparison(solution)
