@@ -84,10 +84,16 @@ def backtest(n, d, y, threshold_c: float | None = None, *, c=None, u=None, x=Non
     extra = {k: np.asarray(v, dtype=float) for k, v in (inputs or {}).items()}
     test, rule = holdout_mask(len(y), c=arrays["c"], threshold_c=threshold_c, held_out=held_out, tail=tail,
                               run_id=run_id, tokens=arrays["d"])
+    by_compute = held_out is None and tail is None
     if not test.any():
-        largest = f" (largest C {arrays['c'].max():.4g})" if threshold_c is not None and arrays["c"] is not None else ""
-        raise UserError(f"no point is held out by {rule}{largest}; loosen the hold-out rule")
+        if by_compute:
+            raise UserError(f"no run has C above {threshold_c:.4g} FLOPs (largest {arrays['c'].max():.4g}); "
+                            "lower the threshold")
+        raise UserError(f"no point is held out by {rule}; loosen the hold-out rule")
     if test.all():
+        if by_compute:
+            raise UserError(f"no run has C at or below {threshold_c:.4g} FLOPs (smallest {arrays['c'].min():.4g}); "
+                            "raise the threshold")
         raise UserError(f"every point is held out by {rule}; nothing is left to fit")
     train = ~test
     runs = None if run_id is None else np.asarray(run_id)
