@@ -40,7 +40,8 @@ CONVERGED_RTOL = 1e-10
 ABSOLUTE_FLOOR = 1e-30        # per point: rounding of a squared residual, for exact fits
 LOG_OVERFLOW = 709.0          # exp() of a log-coordinate above this is inf in float64
 CANDIDATES = 8
-_REFINE = {"ftol": 1e-15, "xtol": 1e-15, "gtol": 1e-15}
+_TIGHT = 1e-15               # tolerances of the final refinement (ftol, xtol, gtol of least_squares)
+_LOOSE = 1e-10               # tolerances of the candidates' refinement; the best is then run at _TIGHT
 
 
 class FitDidNotConverge(UserError):
@@ -113,6 +114,11 @@ class Problem:
         self._batched = True
 
     @property
+    def broadcasts(self) -> bool:
+        """Whether the law has so far evaluated many parameter vectors in one call."""
+        return self._batched
+
+    @property
     def free_names(self) -> list[str]:
         """Names of the free parameters, in the law's order."""
         return [self.law.names[i] for i in self.free]
@@ -182,18 +188,30 @@ class Problem:
                 if self.space == "log":
                     cols = cols / pred[:, None]
         else:
-            cols = np.empty((self.y.size, len(z)))
-            for i in range(len(z)):
-                h = 1e-6 * max(1.0, abs(z[i]))
-                up, down = z.copy(), z.copy()
-                up[i] += h
-                down[i] -= h
-                with np.errstate(all="ignore"):
-                    cols[:, i] = (space_residuals(self.predict(up[None]), self.y, self.space)[0]
-                                  - space_residuals(self.predict(down[None]), self.y, self.space)[0]) / (2 * h)
+            h = 1e-6 * np.maximum(1.0, np.abs(z))
+            shifted = np.concatenate([z + np.diag(h), z - np.diag(h)])        # all 2k points in one call
+            r = space_residuals(self.predict(shifted), self.y, self.space)
+            cols = ((r[:len(z)] - r[len(z):]) / (2 * h[:, None])).T
         if self.tie:
             cols[:, self.tie[0]] += cols[:, self.tie[1]]
         return np.nan_to_num(cols[:, self.free])
+
+    def batched_jacobian(self, zf: np.ndarray) -> np.ndarray:
+        """(S, P, k_free) derivatives of the residuals at (S, k_free) free coordinates from the
+        law's analytic Jacobian (one call for all rows; the law must have one and broadcast)."""
+        z = self.full(zf)
+        law = self.law
+        p = {q.name: (np.exp(z[:, i]) if q.log else z[:, i])[:, None] for i, q in enumerate(law.parameters)}
+        with np.errstate(all="ignore"):
+            pred = np.asarray(law.predict(p, self.inputs), dtype=float)
+            dp = law.jacobian(p, self.inputs)
+            J = np.stack([np.broadcast_to(dp[q.name] * (p[q.name] if q.log else 1.0), pred.shape)
+                          for q in law.parameters], axis=2)
+            if self.space == "log":
+                J = J / pred[:, :, None]
+        if self.tie:
+            J[:, :, self.tie[0]] += J[:, :, self.tie[1]]
+        return J[:, :, self.free]
 
     def restricted(self, rows: np.ndarray) -> "Problem":
         """The same problem on a subset (or a resample with repeats) of the rows."""
@@ -232,9 +250,10 @@ class Refined:
     result: lmfit.minimizer.MinimizerResult | None
 
 
-def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None) -> Refined:
-    """Run lmfit's least_squares (trust region) from ``zf0`` to convergence on the Huber sum with
-    threshold ``delta`` (default the problem's; inf: least squares)."""
+def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None, tol: float = _TIGHT) -> Refined:
+    """Run lmfit's least_squares (trust region, scaled by the Jacobian's columns) from ``zf0`` to
+    convergence on the Huber sum with threshold ``delta`` (default the problem's; inf: least
+    squares); ``tol`` is its ftol, xtol and gtol."""
     delta = problem.delta if delta is None else delta
     names = [coordinate_name(p) for p in problem.law.parameters]
     free_names = [names[i] for i in problem.free]
@@ -249,7 +268,8 @@ def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None) -> Ref
     def jacobian(params):
         return problem.jacobian(coordinates(params))
 
-    kws = dict(_REFINE, loss="linear") if not np.isfinite(delta) else dict(_REFINE, loss="huber", f_scale=delta)
+    kws = {"ftol": tol, "xtol": tol, "gtol": tol, "x_scale": "jac"}
+    kws.update({"loss": "linear"} if not np.isfinite(delta) else {"loss": "huber", "f_scale": delta})
     if not free_names:
         return Refined(np.zeros(0), problem.objective(np.zeros(0)), None)
     minimizer = lmfit.Minimizer(residual, lmfit_parameters(problem, zf0))
@@ -270,11 +290,15 @@ def fit_generic(law: Law, inputs: Mapping[str, np.ndarray], y, starts: np.ndarra
     problem = Problem(law, inputs, y, space, np.inf if loss == "mse" else delta, constraints)
     z0 = np.unique(problem.free_of(starts), axis=0)
     floor = ABSOLUTE_FLOOR * problem.y.size
-    diag = {"optimizer": "lmfit Minimizer (scipy least_squares, trust region), ftol/xtol/gtol 1e-15",
+    problem.predict(problem.full(z0[:2]))                     # finds out whether the law broadcasts
+    analytic = law.jacobian is not None and problem.broadcasts
+    diag = {"optimizer": f"lmfit Minimizer (scipy least_squares, trust region): candidates to ftol/xtol/gtol "
+                         f"{_LOOSE:g}, the best to {_TIGHT:g}",
             "starts": int(len(z0)), "free_parameters": problem.free_names}
     if exhaustive:
         scr = screen(problem.residuals, z0, delta=problem.delta, lower=problem.lower[problem.free],
-                     upper=problem.upper[problem.free], max_iter=500, rtol=1e-12, floor=floor)
+                     upper=problem.upper[problem.free], max_iter=500, rtol=1e-12, floor=floor,
+                     jacobian=problem.batched_jacobian if analytic else None)
         origin = distinct(scr.z, scr.f, len(z0))
         points = scr.z[origin]
         diag["mode"] = "exhaustive: every start run to convergence, every distinct end point refined"
@@ -282,7 +306,8 @@ def fit_generic(law: Law, inputs: Mapping[str, np.ndarray], y, starts: np.ndarra
         rows = subsample([problem.inputs[k] for k in law.inputs], screen_rows) if screen_rows else None
         part = problem if rows is None else problem.restricted(rows)
         scr = screen(part.residuals, z0, delta=problem.delta, lower=problem.lower[problem.free],
-                     upper=problem.upper[problem.free], max_iter=screen_iterations)
+                     upper=problem.upper[problem.free], max_iter=screen_iterations,
+                     jacobian=part.batched_jacobian if analytic else None)
         origin = distinct(scr.z, scr.f, candidates)
         points = scr.z[origin]
         diag["mode"] = (f"screened: every start took up to {screen_iterations} Gauss-Newton steps"
@@ -294,9 +319,11 @@ def fit_generic(law: Law, inputs: Mapping[str, np.ndarray], y, starts: np.ndarra
     if len(points) == 0:
         raise FitDidNotConverge(f"the {law.name} law cannot be evaluated at any start (every prediction is undefined"
                                 f"{' or non-positive in log space' if space == 'log' else ''}); give starts with --start/--grid")
-    refined = [refine(problem, z) for z in points]
+    refined = [refine(problem, z, tol=_LOOSE) for z in points]
     fs = np.array([r.f for r in refined])
     order = np.argsort(fs)
+    refined[order[0]] = refine(problem, refined[order[0]].zf)
+    fs[order[0]] = refined[order[0]].f
     best = refined[order[0]]
     f_best = float(fs[order[0]])
     if not np.isfinite(f_best):

@@ -39,9 +39,12 @@ class Comparison:
     r_best: np.ndarray
 
     def statistic(self, f: float, r: np.ndarray) -> float:
-        """How much worse (f, r) fits than the best (0 at the best; never negative)."""
+        """How much worse (f, r) fits than the best (0 at the best, and within 1e-30 per point of
+        it, where both fit exactly up to rounding; never negative)."""
         if not np.isfinite(f):
             return np.inf
+        if f <= self.f_best + 1e-30 * self.points:
+            return 0.0
         if self.loss == "mse":
             value = (f / self.f_best - 1.0) * max(self.points - self.free, 1) if self.f_best > 0 else np.inf * (f > 0)
         elif self.loss == "huber-ml":

@@ -24,7 +24,8 @@ def distinct_minima(params: Sequence[dict], objectives, law: Law, limit: int = L
     f_best = objectives[order[0]]
     out, coords = [], []
     for i in order:
-        z = law.to_coordinates(params[i])
+        with np.errstate(divide="ignore"):
+            z = law.to_coordinates(params[i])
         if any(np.abs(z - c).max() <= SAME_POINT * (1 + np.abs(z).max()) for c in coords):
             continue
         coords.append(z)

@@ -90,8 +90,9 @@ class Parametric:
         return part.fit(explicit_starts(self.law, starts))
 
     def residuals(self, params: Mapping[str, float]) -> np.ndarray:
-        """Residuals (in the fit's space) of natural-unit ``params``."""
-        return space_residuals(self.law.predict(dict(params), self.inputs), self.y, self.space)
+        """Residuals (in the fit's space) of natural-unit ``params`` (NaN where the law is undefined)."""
+        with np.errstate(all="ignore"):
+            return space_residuals(self.law.predict(dict(params), self.inputs), self.y, self.space)
 
     def comparison(self, solution: Solution) -> Comparison:
         """How other parameter vectors compare with ``solution`` (see :mod:`scaling.fit.likelihood`)."""

@@ -55,9 +55,11 @@ def huber_sum(r: np.ndarray, delta: float) -> np.ndarray:
 
 def screen(residuals: Callable[[np.ndarray], np.ndarray], z0: np.ndarray, *, delta: float,
            lower: np.ndarray | None = None, upper: np.ndarray | None = None, max_iter: int = 20,
-           rtol: float = 1e-7, floor: float = 0.0, max_step: float = 5.0) -> ScreenResult:
+           rtol: float = 1e-7, floor: float = 0.0, max_step: float = 5.0,
+           jacobian: Callable[[np.ndarray], np.ndarray] | None = None) -> ScreenResult:
     """Damped Gauss-Newton steps from every row of ``z0`` (S, k) on the Huber sum of
     ``residuals(z) -> (S, P)`` (NaN where undefined); ``delta`` = inf gives least squares.
+    ``jacobian(z) -> (S, P, k)`` gives the residuals' derivatives (default: forward differences).
     Steps are capped at ``max_step`` (max-norm) and projected into [lower, upper]. A start stops
     when its predicted decrease is at most ``rtol`` * objective + ``floor``."""
     z0 = np.atleast_2d(np.asarray(z0, dtype=float))
@@ -66,12 +68,12 @@ def screen(residuals: Callable[[np.ndarray], np.ndarray], z0: np.ndarray, *, del
     hi = np.full(k, np.inf) if upper is None else np.asarray(upper, float)
     probe = residuals(z0[:1])
     block = max(1, _ELEMENTS // max(1, probe.shape[1] * (k + 1)))
-    parts = [_screen_block(residuals, np.clip(z0[i:i + block], lo, hi), delta, lo, hi, max_iter, rtol, floor, max_step)
-             for i in range(0, S, block)]
+    parts = [_screen_block(residuals, jacobian, np.clip(z0[i:i + block], lo, hi), delta, lo, hi, max_iter, rtol, floor,
+                           max_step) for i in range(0, S, block)]
     return ScreenResult(*(np.concatenate(a) for a in zip(*parts)))
 
 
-def _screen_block(residuals, z, delta, lo, hi, max_iter, rtol, floor, max_step):
+def _screen_block(residuals, jacobian, z, delta, lo, hi, max_iter, rtol, floor, max_step):
     S, k = z.shape
     z = z.copy()
     r = residuals(z)
@@ -83,7 +85,7 @@ def _screen_block(residuals, z, delta, lo, hi, max_iter, rtol, floor, max_step):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        g, H = _gauss_newton(residuals, z[idx], r[idx], delta)
+        g, H = _gauss_newton(residuals, jacobian, z[idx], r[idx], delta)
         step = _damped_step(g, H, lam[idx])
         dec = -0.5 * np.einsum("sk,sk->s", g, step)
         done = dec <= rtol * f[idx] + floor
@@ -108,21 +110,27 @@ def _screen_block(residuals, z, delta, lo, hi, max_iter, rtol, floor, max_step):
     return z, f, converged
 
 
-def _gauss_newton(residuals, z, r, delta):
-    """Huber gradient J^T psi(r) and IRLS curvature J^T W J of (S, k) points, J by forward differences."""
+def _gauss_newton(residuals, jacobian, z, r, delta):
+    """Huber gradient J^T psi(r) and IRLS curvature J^T W J of (S, k) points (J from
+    ``jacobian``, or by forward differences)."""
     S, k = z.shape
-    h = 1e-7 * np.maximum(1.0, np.abs(z))
-    J = np.empty((S, r.shape[1], k))
-    for j in range(k):
-        zj = z.copy()
-        zj[:, j] += h[:, j]
-        J[:, :, j] = (residuals(zj) - r) / h[:, j:j + 1]
-    J = np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0)
+    if jacobian is not None:
+        J = jacobian(z)
+    else:
+        h = 1e-7 * np.maximum(1.0, np.abs(z))
+        J = np.empty((S, r.shape[1], k))
+        for j in range(k):
+            zj = z.copy()
+            zj[:, j] += h[:, j]
+            J[:, :, j] = (residuals(zj) - r) / h[:, j:j + 1]
+    J = np.where(np.isfinite(J), J, 0.0)
+    r = np.where(np.isfinite(r), r, 0.0)
     ar = np.abs(r)
     psi = np.clip(r, -delta, delta)
     w = np.where(ar <= delta, 1.0, delta / np.maximum(ar, 1e-300))
-    g = np.einsum("spk,sp->sk", J, psi)
-    H = np.einsum("spk,sp,spl->skl", J, w, J)
+    Jt = J.transpose(0, 2, 1)
+    g = (Jt @ psi[:, :, None])[:, :, 0]
+    H = Jt @ (J * w[:, :, None])
     return g, H
 
 
