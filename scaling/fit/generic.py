@@ -194,7 +194,8 @@ class Problem:
             cols = ((r[:len(z)] - r[len(z):]) / (2 * h[:, None])).T
         if self.tie:
             cols[:, self.tie[0]] += cols[:, self.tie[1]]
-        return np.nan_to_num(cols[:, self.free])
+        cols = cols[:, self.free]
+        return np.where(np.isfinite(cols), cols, 0.0)
 
     def batched_jacobian(self, zf: np.ndarray) -> np.ndarray:
         """(S, P, k_free) derivatives of the residuals at (S, k_free) free coordinates from the
@@ -273,8 +274,11 @@ def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None, tol: f
     if not free_names:
         return Refined(np.zeros(0), problem.objective(np.zeros(0)), None)
     minimizer = lmfit.Minimizer(residual, lmfit_parameters(problem, zf0))
-    with np.errstate(all="ignore"):
-        result = minimizer.minimize(method="least_squares", jac=jacobian, max_nfev=4000, **kws)
+    try:
+        with np.errstate(all="ignore"):
+            result = minimizer.minimize(method="least_squares", jac=jacobian, max_nfev=4000, **kws)
+    except ValueError:          # the trust region stepped to NaN (a start where the law is degenerate)
+        return Refined(zf0, np.inf, None)
     zf = coordinates(result.params)
     return Refined(zf, problem.objective(zf), result)
 
