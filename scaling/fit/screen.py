@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-SCREEN_ROWS = 512             # tables larger than this are screened on a subsample of this many rows
+SCREEN_ROWS = 256             # tables larger than this are screened on a subsample of this many rows
 _ELEMENTS = 1 << 21           # (starts x points x coordinates) per block: a few tens of MB of work arrays
 
 
