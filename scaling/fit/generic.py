@@ -252,9 +252,9 @@ class Refined:
 
 
 def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None, tol: float = _TIGHT) -> Refined:
-    """Run lmfit's least_squares (trust region, scaled by the Jacobian's columns) from ``zf0`` to
-    convergence on the Huber sum with threshold ``delta`` (default the problem's; inf: least
-    squares); ``tol`` is its ftol, xtol and gtol."""
+    """Run lmfit's least_squares (trust region) from ``zf0`` to convergence on the Huber sum with
+    threshold ``delta`` (default the problem's; inf: least squares); ``tol`` is its ftol, xtol
+    and gtol."""
     delta = problem.delta if delta is None else delta
     names = [coordinate_name(p) for p in problem.law.parameters]
     free_names = [names[i] for i in problem.free]
@@ -269,7 +269,10 @@ def refine(problem: Problem, zf0: np.ndarray, delta: float | None = None, tol: f
     def jacobian(params):
         return problem.jacobian(coordinates(params))
 
-    kws = {"ftol": tol, "xtol": tol, "gtol": tol, "x_scale": "jac"}
+    # Shipped laws are fitted in coordinates chosen to be well scaled (logs of coefficients);
+    # an expression's parameters are natural values of any size, so its steps are scaled by the
+    # Jacobian's columns (which stalls on shipped laws whose columns vanish at an edge).
+    kws = {"ftol": tol, "xtol": tol, "gtol": tol, "x_scale": "jac" if problem.law.expression else 1.0}
     kws.update({"loss": "linear"} if not np.isfinite(delta) else {"loss": "huber", "f_scale": delta})
     if not free_names:
         return Refined(np.zeros(0), problem.objective(np.zeros(0)), None)
@@ -378,7 +381,7 @@ def check_converged(problem: Problem, zf: np.ndarray, delta: float | None = None
             "at_bounds": [names[i] for i in np.flatnonzero(at_bound)]}
     tol = CONVERGED_RTOL * f + floor
     for i in np.flatnonzero(inside):
-        verdict = _edge(problem, zf, i, g[i], f, delta, tol)
+        verdict = _edge(problem, zf, i, f, delta, tol)
         if verdict:
             raise FitDidNotConverge(
                 f"the {law.name} fit did not converge: {names[i]} = {problem.natural(zf)[names[i]]:.4g} {verdict}; "
@@ -391,10 +394,11 @@ def check_converged(problem: Problem, zf: np.ndarray, delta: float | None = None
         f"{decrement / max(f, 1e-300):.2g} along a flat direction; fix a parameter (--fix NAME=VALUE) or add runs")
 
 
-def _edge(problem: Problem, zf: np.ndarray, i: int, gi: float, f: float, delta: float, tol: float) -> str | None:
+def _edge(problem: Problem, zf: np.ndarray, i: int, f: float, delta: float, tol: float) -> str | None:
     """Why free coordinate ``i`` is not at an interior minimum, or None: the objective keeps
-    falling as it moves on downhill (one and two steps of ln 10 in a log coordinate, of
-    max(1, |z|) otherwise), or a step either way changes the objective by less than ``tol``."""
+    falling as it moves on in one direction (one and two steps of ln 10 in a log coordinate, of
+    max(1, |z|) otherwise; both directions are tried, since near an edge the gradient's sign is
+    rounding noise), or a step either way changes the objective by less than ``tol``."""
     p = problem.law.parameter(problem.free_names[i])
     step = np.log(10.0) if p.log else max(1.0, abs(zf[i]))
     lo, hi = problem.lower[problem.free], problem.upper[problem.free]
@@ -406,13 +410,13 @@ def _edge(problem: Problem, zf: np.ndarray, i: int, gi: float, f: float, delta: 
             return None
         return float(huber_sum(problem.residuals(z)[0], delta))
 
-    downhill = -np.sign(gi) if gi != 0 else 1.0
-    one, two = objective_at(downhill * step), objective_at(2 * downhill * step)
-    if one is not None and two is not None and one < f and two <= one:
-        direction = "grows" if downhill > 0 else "shrinks"
-        return f"runs towards {'+inf' if downhill > 0 else ('0' if p.log else '-inf')}: the objective still falls as it {direction}"
-    back = objective_at(-downhill * step)
-    if one is not None and back is not None and abs(one - f) <= tol and abs(back - f) <= tol:
+    one = {s: objective_at(s * step) for s in (1.0, -1.0)}
+    for s in (1.0, -1.0):
+        two = objective_at(2 * s * step) if one[s] is not None and one[s] < f else None
+        if two is not None and two <= one[s]:
+            direction = "grows" if s > 0 else "shrinks"
+            return f"runs towards {'+inf' if s > 0 else ('0' if p.log else '-inf')}: the objective still falls as it {direction}"
+    if all(v is not None and abs(v - f) <= tol for v in one.values()):
         return (f"has no effect on the fit: changing it {'ten-fold' if p.log else f'by {step:.3g}'} either way moves "
                 f"the objective by less than {CONVERGED_RTOL:g} of itself")
     return None
