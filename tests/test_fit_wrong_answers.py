@@ -35,6 +35,14 @@ def test_overflowing_coefficient_is_refused():
         fit_law(n, d, y, bootstrap=20)
 
 
+def test_overflowing_coefficient_can_be_bounded():
+    n, d, y = step_in_n()
+    fit = fit_law(n, d, y, bounds={"alpha": (0.0, 3.0)})
+    assert fit.params["alpha"] == pytest.approx(3.0) and np.isfinite(fit.params["A"])
+    assert fit.diagnostics["at_bounds"] == ["alpha"] and fit.provenance["bounds"] == {"alpha": [0.0, 3.0]}
+    assert any("ended at a bound" in w for w in fit.diagnostics["warnings"])
+
+
 def repeated_epochs():
     """Runs on 1e10 or 4e10 unique tokens, up to 50 epochs, whose loss follows the data-constrained law."""
     n, d, u = np.meshgrid(np.geomspace(1e8, 9e9, 5), np.geomspace(1e10, 5e11, 5), [1e10, 4e10], indexing="ij")
