@@ -26,8 +26,8 @@ Shipped laws:
   It is the Chinchilla law with alpha = beta = 2*eta, a = A*6^eta, b = B*6^eta.
 - ``task_exponential``: Gadre et al. (2024), Eq. 5: Err(L) = eps - k*exp(-gamma*L), top-1 error
   against a loss L (fitted on the error itself by default).
-- ``task_sigmoid``: Acc(L) = a/(1 + exp(-k*(L - L0))) + b, accuracy against a loss L (k < 0 when
-  accuracy falls as the loss grows); fitted on the accuracy itself by default.
+- ``task_sigmoid``: Acc(L) = a/(1 + exp(-k*(L - L0))) + b, accuracy against a loss L, with a > 0
+  (k < 0 when accuracy falls as the loss grows); fitted on the accuracy itself by default.
 
 User-defined forms: build a :class:`Law` with a ``predict`` function (and optionally its
 ``jacobian`` with respect to the natural parameters) and pass it wherever a law name is taken.
@@ -214,7 +214,9 @@ LAWS: dict[str, Law] = {
              Parameter("gamma", False, (0.3, 1.0, 3.0))),
             "Err = eps - k*exp(-gamma*L)", _task_exponential, _task_exponential_jacobian, space="loss"),
         Law("task_sigmoid", ("x",),
-            (Parameter("a", False, (0.3, 0.7)), Parameter("k", False, (-10.0, -3.0, -1.0)),
+            # a > 0 (fitted as log a): a/(1 + e^(-k t)) + b = -a/(1 + e^(k t)) + a + b would otherwise give
+            # every fit a mirror-image twin with the same objective
+            (Parameter("a", True, (np.log(0.3), np.log(0.7))), Parameter("k", False, (-10.0, -3.0, -1.0)),
              Parameter("L0", False, (1.0, 2.0, 3.0, 4.0, 5.0)), Parameter("b", False, (0.0, 0.25))),
             "Acc = a/(1 + exp(-k*(L - L0))) + b", _task_sigmoid, _task_sigmoid_jacobian, space="loss"),
     )
