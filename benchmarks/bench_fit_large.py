@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np
+from bench_fit_approach3 import timed   # the benchmarks' directory is on sys.path when run as a script
 
 from scaling.fit import fit_law, simulate
 
@@ -43,12 +43,6 @@ def table(exponent: int):
     df = simulate(TRUE, np.geomspace(3e7, 1e10, sizes), c_grid=np.geomspace(1e18, 1e22, budgets), noise=0.01, seed=0,
                   curve_points=points)
     return tuple(df[k].to_numpy() for k in ("params_total", "tokens", "loss_val"))
-
-
-def timed(fn):
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> int:
