@@ -111,6 +111,7 @@ def test_start_grids_from_values_and_ranges():
     (["--law", "E + A/N**alpha; import os"], "is not a single expression"),
     (["--law", "task_sigmoid"], "reads X: name its column with --x COL"),
     (["--window", "0"], "--window '0': expected a whole number >= 1"),
+    (["--window", "2"], "window apply to Approach 2 only"),
     (["--holdout-tail", "1.5"], "expected a fraction between 0 and 1"),
     (["--holdout-tail", "x"], "--holdout-tail 'x': expected a number"),
     (["--unique-tokens", "-3"], "expected a positive finite number"),

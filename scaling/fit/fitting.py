@@ -88,6 +88,10 @@ def fit_law(n, d, y, law: str | Law = "chinchilla", approach: int = 3, *, c=None
     targets_c = tuple(float(t) for t in np.atleast_1d(targets_c))
 
     if approach == 3:
+        misplaced = [k for k, v in (("window", window), ("weights", weights), ("optimal pairs", optimal_pairs))
+                     if v is not None and v is not False]
+        if misplaced:
+            raise UserError(f"{', '.join(misplaced)} apply to Approach 2 only (--approach 2)")
         fitted = _approach3(law, given, y, space=space, loss=loss, delta=delta, fixed=fixed, tie=tie, bounds=bounds,
                             starts=starts, start=start, grid=grid, screen_iterations=screen_iterations,
                             candidates=candidates, exhaustive=exhaustive, screen_rows=screen_rows,
