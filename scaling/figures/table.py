@@ -58,8 +58,9 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "<DataFrame>") -> 
     if columns.compute not in df.columns and columns.params in df.columns and columns.tokens in df.columns:
         df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
         df.attrs["compute_derived"] = True
-    if not any(c.startswith(METRIC_PREFIXES) for c in df.columns):
-        raise UserError(f"{source} has no metric column (loss_val, loss_val_speech, acc_stc, …); nothing to draw")
+    if columns.loss not in df.columns and not any(c.startswith(METRIC_PREFIXES) for c in df.columns):
+        raise UserError(f"{source} has no metric column ({columns.loss} (--loss), loss_val_speech, acc_stc, …); "
+                        "nothing to draw")
     df.attrs["percent_from_fraction"] = to_percent(df)
     final = final_mask(df)
     df["final"] = True if final is None else final

@@ -26,21 +26,24 @@ from scaling.results_table import TRUE_WORDS, describe_row, final_mask, numbers,
 log = logging.getLogger("scaling.fit")
 
 
-def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y: str = "loss_val",
+def load_table(path_or_df, n: str | None = "params_total", d: str | None = "tokens", y: str | None = "loss_val",
                c: str | None = None, *, where: Mapping[str, str] | Iterable[str] | None = None,
                all_rows: bool = False, include_diverged: bool = False, extra: Iterable[str] = ()):
     """Read and validate the N, D and loss columns of a table.
 
     Returns ``(n, d, y, kept)``: float arrays of parameters, tokens and loss (positive, finite)
     and the kept rows of the table. With ``c`` (a FLOPs column) D is derived as C/(6*N) and
-    ``d`` is not read. ``extra`` names more numeric columns validated the same way (in ``kept``
-    as floats). ``where`` filters rows before anything else: a mapping column -> value, or
-    strings ``COLUMN=VALUE`` (also ``!=``, ``<``, ``<=``, ``>``, ``>=`` on numeric columns).
+    ``d`` is not read. ``n``, ``d`` or ``y`` may be None (a downstream law reads only ``extra``
+    columns and y; given optimal pairs have no loss): that array is then None. ``extra`` names
+    more numeric columns validated the same way (in ``kept`` as floats). ``where`` filters rows
+    before anything else: a mapping column -> value, or strings ``COLUMN=VALUE`` (also ``!=``,
+    ``<``, ``<=``, ``>``, ``>=`` on numeric columns).
     """
     df, source = read_table(path_or_df)
     selection = {"source": source, "rows_read": int(len(df)), "columns": {"n": n, "y": y},
                  "excluded": {}}
-    needed = list(dict.fromkeys([n, y] + ([c] if c else [d]) + list(extra)))
+    base = [n, y] + ([c] if c else [d]) if n is not None else [y]
+    needed = list(dict.fromkeys([col for col in base if col is not None] + list(extra)))
     selection["columns"].update({"c": c} if c else {"d": d})
     for col in needed:
         if col is None or col not in df.columns:
@@ -78,11 +81,11 @@ def load_table(path_or_df, n: str = "params_total", d: str | None = "tokens", y:
     kept = df[keep].copy()
     for col in extra:
         kept[col] = values[col][keep]
-    n_arr = values[n][keep]
-    d_arr = values[c][keep] / (6.0 * n_arr) if c else values[d][keep]
+    n_arr = values[n][keep] if n is not None else None
+    d_arr = None if n is None else values[c][keep] / (6.0 * n_arr) if c else values[d][keep]
     selection["rows_kept"] = int(keep.sum())
     kept.attrs["selection"] = selection
-    return n_arr, d_arr, values[y][keep], kept
+    return n_arr, d_arr, values[y][keep] if y is not None else None, kept
 
 
 _OPERATORS = ("<=", ">=", "!=", "<", ">", "=")
