@@ -22,7 +22,7 @@ import re
 import numpy as np
 
 from scaling.errors import UserError
-from scaling.fit.laws import Law, Parameter
+from scaling.fit.law import Law, Parameter
 
 STANDARD_SYMBOLS = {"N": "n", "D": "d", "C": "c", "U": "u", "M": "m", "X": "x"}
 FUNCTIONS = {name: getattr(np, name) for name in ("exp", "log", "log10", "log2", "sqrt", "tanh", "abs", "minimum",
