@@ -185,7 +185,7 @@ def _codebook_recipe(config: CorpusConfig, plan: list[PlannedUtterance], source:
 def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], recipe: dict, cache_root: Path, pool: "_Workers", progress: bool) -> Path:
     u = config.units
     if u.codebook:
-        codebook = Codebook.load(Path(u.codebook))
+        codebook = Codebook.load(Path(u.codebook), u.trust_codebook_pickle)
         if codebook.k != u.k:
             raise UserError(f"corpus.units.codebook {u.codebook!r} has {codebook.k} centroids; expected corpus.units.k = {u.k}")
         return cached_dir(cache_root, "codebook", recipe, lambda d: codebook.save(d / "codebook.npz"))
