@@ -326,5 +326,11 @@ def _say(progress: bool, line: str) -> None:
 
 
 def open_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Corpus:
-    """Build (or find) ``config`` in the cache and open it."""
+    """The corpus that speaks as ``config`` does (its codebook, voices, unit frame), built or found
+    in the cache: the espeak corpus, or for a config with ``sources`` the one
+    :func:`scaling.data.build.speech_corpus` names."""
+    if config.sources:
+        from scaling.data.build import speech_corpus
+
+        return Corpus(speech_corpus(config, cache_root, progress))
     return Corpus(build_corpus(config, cache_root, progress))

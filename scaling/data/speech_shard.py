@@ -38,8 +38,10 @@ def split_for(source, item_split: str | None, key: str) -> str:
     return split_of(key) if source.split == "auto" else source.split
 
 
-def count(skipped: dict, reason: str) -> None:
-    skipped[reason] = skipped.get(reason, 0) + 1
+def count(skipped: dict, examples: dict, skip: Skipped) -> None:
+    """Count ``skip`` by reason and keep the first detail of each reason."""
+    skipped[skip.reason] = skipped.get(skip.reason, 0) + 1
+    examples.setdefault(skip.reason, skip.detail)
 
 
 def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_path: str | None, shard_name: str) -> None:
@@ -48,7 +50,7 @@ def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_pa
 
     k = units_config.k
     records: list[UtteranceRecord] = []
-    units, durations, skipped = [], [], {}
+    units, durations, skipped, examples = [], [], {}, {}
     pending: list[tuple[Utterance, np.ndarray]] = []
     frame_s = [None]
 
@@ -82,7 +84,7 @@ def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_pa
             held = 0.0
             for item in read_shard(source, shard):
                 if isinstance(item, Skipped):
-                    count(skipped, item.reason)
+                    count(skipped, examples, item)
                     continue
                 try:
                     if item.units is not None:
@@ -96,7 +98,7 @@ def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_pa
                     if item.times:
                         check_alignment(item.words, item.times, len(audio) / SAMPLE_RATE)
                 except Skipped as skip:
-                    count(skipped, skip.reason)
+                    count(skipped, examples, skip)
                     continue
                 pending.append((item, audio))
                 held += len(audio) / SAMPLE_RATE
@@ -107,7 +109,7 @@ def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_pa
     finally:
         torch.set_num_threads(threads)
     meta = {"name": shard_name, "k": k, "frame_s": frame_s[0] or 0.04, "sources": [source.name], "source": source.name,
-            "real": source.real, "skipped": skipped, "n_utterances": len(records)}
+            "real": source.real, "skipped": skipped, "examples": examples, "n_utterances": len(records)}
     write_corpus(out, records, np.concatenate(units) if units else np.zeros(0, np.int64),
                  np.concatenate(durations) if durations else np.zeros(0, np.int64), meta)
 
@@ -119,9 +121,7 @@ def _extractor(units_config):
     return _EXTRACTORS[key]
 
 
-def _codebook(path: str | None, units_config) -> Codebook:
-    if path is None:
-        raise Skipped("no codebook for audio", "the corpus has audio sources but no codebook")
+def _codebook(path: str, units_config) -> Codebook:
     if path not in _CODEBOOKS:
         _CODEBOOKS[path] = Codebook.load(Path(path), units_config.trust_codebook_pickle)
     return _CODEBOOKS[path]

@@ -22,7 +22,7 @@ import numpy as np
 from scaling.data import SPEECH, TEXT
 from scaling.data.interleave import build_document, choose_spoken
 from scaling.data.shards import ShardWriter, write_shard_meta
-from scaling.data.sources.items import TextDoc
+from scaling.data.sources.items import Skipped, TextDoc
 from scaling.data.vocab import Vocabulary
 
 _TEXT_BATCH = 2000  # documents per tokenizer call
@@ -74,10 +74,10 @@ def speech_token_shard(out: Path, corpus_dir: Path, source_index: int, shard_ind
     return meta
 
 
-def text_token_shard(out: Path, docs: Iterable[TextDoc | str], splits, source_name: str, source_index: int,
-                     vocab_dir: Path, skipped: dict) -> dict:
-    """Token shard of a text shard: ``docs`` (TextDoc, or a skip reason string) with ``splits(doc)``
-    giving each one's split; ``skipped`` counts the reasons. Returns shard.json's content."""
+def text_token_shard(out: Path, docs: Iterable[TextDoc | Skipped], splits, source_name: str, source_index: int,
+                     vocab_dir: Path) -> dict:
+    """Token shard of a text shard: ``docs`` (TextDoc, or Skipped: counted by reason) with
+    ``splits(doc)`` giving each one's split. Returns shard.json's content."""
     vocab = vocabulary(vocab_dir)
     eos = vocab.layout.eos_id
     w = ShardWriter("text", source_index)
@@ -89,14 +89,17 @@ def text_token_shard(out: Path, docs: Iterable[TextDoc | str], splits, source_na
             w.add(ids, np.full(len(ids), TEXT, np.uint8), splits(doc))
         batch.clear()
 
+    skipped, examples = {}, {}
     for doc in docs:
-        if isinstance(doc, str):
-            skipped[doc] = skipped.get(doc, 0) + 1
+        if isinstance(doc, Skipped):
+            skipped[doc.reason] = skipped.get(doc.reason, 0) + 1
+            examples.setdefault(doc.reason, doc.detail)
             continue
         batch.append(doc)
         if len(batch) >= _TEXT_BATCH:
             flush()
     flush()
-    meta = {"source": source_name, "source_index": source_index, "streams": {"text": w.save(out)}, "skipped": dict(skipped)}
+    meta = {"source": source_name, "source_index": source_index, "streams": {"text": w.save(out)}, "skipped": skipped,
+            "examples": examples}
     write_shard_meta(out, meta)
     return meta

@@ -296,9 +296,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- data
     def global_windows(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The step's global batch [B, T+1]: every row's modality (to count the batch's label
+        tokens), but only this rank's rows' ids (the other rows hold padding; they are not trained here)."""
         b = self.spec.train.batch_size
-        pairs = [self.prep.train_window(step * b + i) for i in range(b)]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        return self.prep.train_batch(step * b, b, rank_rows(b, self.world))
 
     def accounting_of(self, target_mod: np.ndarray) -> None:
         self.acc.tokens += int((target_mod != PAD).sum())
