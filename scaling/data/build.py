@@ -377,7 +377,7 @@ def _report(progress: bool, job: ShardJob, path: str, done: int, total: int) -> 
 def write_manifest(out: Path, config: CorpusConfig, jobs: list[ShardJob], dirs: list[str], cache_root: Path) -> None:
     """manifest.json of a prepared set (see module doc); UserError for a source with nothing usable."""
     sources = effective_sources(config)
-    shards, skipped, examples = [], {}, {}
+    shards, skipped, examples, seconds = [], {}, {}, {}
     counts: dict[str, dict] = {}
     for job, d in zip(jobs, dirs):
         meta = read_shard_meta(Path(d))
@@ -385,6 +385,8 @@ def write_manifest(out: Path, config: CorpusConfig, jobs: list[ShardJob], dirs: 
         entry = {"source": job.source_index, "shard": job.shard_index, "dir": os.path.relpath(d, cache_root), "streams": meta["streams"]}
         shards.append(entry)
         own, first = skipped.setdefault(name, {}), examples.setdefault(name, {})
+        for split, sec in meta.get("seconds", {}).items():
+            seconds.setdefault(name, {"train": 0.0, "val": 0.0, "test": 0.0})[split] += sec
         found = [meta]
         if is_speech(sources[job.source_index]):
             found.append(json.loads((units_dir(job) / "corpus.json").read_text()))
@@ -416,6 +418,7 @@ def write_manifest(out: Path, config: CorpusConfig, jobs: list[ShardJob], dirs: 
         "interleave": jobs[0].interleave if jobs else None,
         "k": config.units.k, "codebook": os.path.relpath(jobs[0].codebook, cache_root) if jobs and jobs[0].codebook else None,
         "shards": shards, "tokens": counts, "skipped": skipped, "examples": examples,
+        "hours": {name: {split: round(v / 3600, 4) for split, v in by.items()} for name, by in seconds.items()},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 

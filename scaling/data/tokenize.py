@@ -47,7 +47,7 @@ def speech_token_shard(out: Path, corpus_dir: Path, source_index: int, shard_ind
     vocab = vocabulary(vocab_dir)
     lay = vocab.layout
     meta = {"source": corpus.meta.get("source", corpus.meta["sources"][0]), "source_index": source_index, "streams": {},
-            "skipped": {}}
+            "skipped": {}, "seconds": {s: round(sum(r.seconds for r in corpus.records if r.split == s), 3) for s in ("train", "val", "test")}}
     if "speech" in streams:
         w = ShardWriter("speech", source_index)
         for r in corpus.records:
