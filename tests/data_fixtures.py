@@ -157,6 +157,7 @@ def mixed_corpus(root: Path, k: int = 16, shard_size: int = 4) -> tuple[Path, di
     write_text(root / "text" / "books.txt", load_sentences()[100:400])
     config = root / "mixed.yaml"
     config.write_text(f"""name: mixed
+workers: 1
 units: {{k: {k}, kmeans_frames: 1500}}
 voices: [en-us, en+f3]
 heldout_voices: [en-gb-scotland+m4]
