@@ -87,7 +87,8 @@ class CorpusConfig:
     run whose text LM has another tokenizer prepares its own tokens on first use). seed: seeds the
     offline choices (which words of an interleaved sample are spoken). version: free text hashed
     into the prepared corpus' name: corpora are named by their config, so bump it after changing
-    files under a source's path.
+    files under a source's path. In a config with ``sources``, relative paths (sources, units,
+    tokenizer, sentences) are taken from the config file's directory.
     """
 
     name: str = "default"
@@ -132,10 +133,19 @@ def resolve_corpus(name_or_path: str) -> CorpusConfig:
     sources = data.pop("sources", None) if isinstance(data, dict) else None
     config = from_dict(CorpusConfig, data, "corpus")
     if sources is not None:
-        config = replace(config, sources=parse_sources(sources, path.parent))
+        config = _relative_to(replace(config, sources=parse_sources(sources, path.parent)), path.parent)
     if "name" not in data:
         config = replace(config, name=path.stem)
     return validate(config)
+
+
+def _relative_to(config: CorpusConfig, base: Path) -> CorpusConfig:
+    """A config with ``sources`` names every path relative to its own file's directory."""
+    def resolve(value: str) -> str:
+        return str(base / value) if value and not Path(value).expanduser().is_absolute() else value
+
+    units = replace(config.units, hubert_model=resolve(config.units.hubert_model), codebook=resolve(config.units.codebook))
+    return replace(config, units=units, tokenizer=resolve(config.tokenizer), sentences=resolve(config.sentences))
 
 
 def validate(config: CorpusConfig) -> CorpusConfig:
