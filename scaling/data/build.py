@@ -415,7 +415,7 @@ def write_manifest(out: Path, config: CorpusConfig, jobs: list[ShardJob], dirs: 
                     for s in sources],
         "streams": sorted({st for j in jobs for st in source_streams(j.source, j.streams)}, key=STREAMS.index),
         "vocab": os.path.relpath(jobs[0].vocab_dir, cache_root) if jobs else "",
-        "interleave": jobs[0].interleave if jobs else None,
+        "interleave": jobs[0].interleave if jobs and "interleaved" in jobs[0].streams else None,
         "k": config.units.k, "codebook": os.path.relpath(jobs[0].codebook, cache_root) if jobs and jobs[0].codebook else None,
         "shards": shards, "tokens": counts, "skipped": skipped, "examples": examples,
         "hours": {name: {split: round(v / 3600, 4) for split, v in by.items()} for name, by in seconds.items()},

@@ -46,7 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress lines")
     s = sub.add_parser("stats", help="tokens per source, stream and split; skipped items; requested vs realised token shares")
     s.add_argument("dir", help="a prepared set (with manifest.json), a corpus directory, or a cache / store directory")
-    s.add_argument("--mode", choices=MODES, default="interleaved", help="the run mode whose token shares to report (default interleaved)")
     s.add_argument("--mix", default=None, metavar="KEY=SHARE,...",
                    help="token shares to report against (as data.mix_tokens), e.g. text=0.3,interleaved=0.4,speech=0.3")
     s.add_argument("--tokenizer", default=None,
@@ -185,11 +184,10 @@ def _prepared_stats(args: argparse.Namespace, root: Path, dirs: list[Path]) -> i
     everything = {}
     for d in dirs:
         manifest = read_manifest(d)
-        if not any(st in manifest["streams"] for st in {"text": ["text"], "speech": ["speech"]}.get(args.mode, manifest["streams"])):
-            continue
-        stats = prepared_stats(manifest, args.mode, mix)
+        mode = manifest["streams"][0] if len(manifest["streams"]) == 1 else "interleaved"  # a prepared set serves one mode
+        stats = prepared_stats(manifest, mode, mix)
         everything[str(d)] = stats
-        print(f"== {manifest['corpus']}: streams {', '.join(manifest['streams'])} ({d})")
+        print(f"== {manifest['corpus']}, {mode} mode ({d})")
         print(format_prepared_stats(stats))
         print()
     _write_json(args.json, everything)
