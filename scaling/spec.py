@@ -61,9 +61,9 @@ class DataSpec:
     val_exclude: sources left out of the validation windows behind ``loss_val*`` (as SIMS's
     validation set leaves out its synthetic speech): corpus sources such as ``espeak``, or
     ``wordnet`` for the text stream's sentences; checked against the run's data at its start.
-    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true: each
-    epoch of the interleaved stream is prepared anew, with the run's seed), or read the spans fixed
-    once when the corpus was prepared, as SIMS does (false).
+    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true: the
+    first epoch reads the spans fixed when the corpus was prepared, each later epoch is prepared
+    anew with the run's seed), or read the prepared spans in every epoch, as SIMS does (false).
     mix_tokens: the mix as token shares, ``{key: share}`` summing to 1, keys being streams (text,
     interleaved, speech), source names or ``source.stream``; a key's share is divided among the
     pools it names by their tokens (see :mod:`scaling.data.mixing`). Empty: ``mix`` (stream

@@ -117,10 +117,11 @@ class PreparedData:
         return resolve_shares(infos, mix, probs, self.source_names)
 
     def _getter(self, info: PoolInfo, fixed: TokenPool):
-        """Pool of an epoch: the fixed spans, or (resample_interleave) the epoch's own draw."""
+        """Pool of an epoch: the prepared spans, or (resample_interleave) from the second epoch
+        of the pool on, that epoch's own draw."""
         if info.stream != "interleaved" or not self.resample_interleave:
             return lambda epoch: fixed
-        return lambda epoch: self._draw(epoch)[info.source]
+        return lambda epoch: fixed if epoch == 0 else self._draw(epoch)[info.source]
 
     def _draw(self, epoch: int) -> dict[str, TokenPool]:
         """Interleaved pools whose spans were drawn with (run seed, epoch), prepared on first use."""
@@ -259,7 +260,8 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
     ``tokenizer_dir``: local HF tokenizer of the text LM a run starts from; it is extended with
     unit tokens and markers for ``interleaved`` mode. None: the toolkit's default byte-level BPE
     (text / interleaved) or a unit-only vocabulary (speech). ``resample_interleave``: draw new
-    spoken spans every epoch (True) or read the prepared ones (None: ``data_spec.resample_interleave``).
+    spoken spans every epoch after the first (True) or read the prepared ones in every epoch
+    (False; None: ``data_spec.resample_interleave``).
     ``progress``: report preparation on stderr.
     """
     mode = data_spec.mode

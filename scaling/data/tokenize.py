@@ -6,7 +6,7 @@
   :mod:`scaling.data.interleave` renders it, with markers). Which spans are spoken is drawn once
   here, with a generator seeded by (seed, draw, source, shard, utterance): the spans are fixed
   offline, as in SIMS, unless a run asks for new spans every epoch (``resample_interleave``),
-  which builds one draw per epoch.
+  which builds one draw per epoch after the first.
 - text sources: the ``text`` stream (each document's tokens, then end-of-sequence).
 
 Documents keep their source order; shuffling happens when windows are read.
