@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import textwrap
@@ -45,7 +44,7 @@ def words_vocabulary() -> list[str]:
 
 
 def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
-    """Write the corpus (about 80 % of its tokens from units, 20 % from text) and its config."""
+    """Write the corpus (about half of its tokens from units, half from text) and its config."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -60,7 +59,7 @@ def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
     # a story utterance: 20 words of 4-12 frames each; units repeat in runs of 2, so ~ half the
     # frames survive deduplication: ~80 speech tokens and ~60 interleaved tokens per utterance
     per_utterance = 140
-    n_utt = int(0.8 * tokens / per_utterance) + 1
+    n_utt = int(0.5 * tokens / per_utterance) + 1
     for f in range(0, n_utt, ROWS_PER_FILE):
         n = min(ROWS_PER_FILE, n_utt - f)
         n_words = 20
@@ -81,7 +80,7 @@ def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
                           "speaker": pa.array([f"tts{i % 7}" for i in range(n)])})
         pq.write_table(table, root / "units" / f"stories-{f // ROWS_PER_FILE:04d}.parquet")
         print(f"  generated {min(f + n, n_utt):,} / {n_utt:,} story utterances", file=sys.stderr, flush=True)
-    n_lines = int(0.2 * tokens / 110) + 1  # a line: 90 words, about 110 tokens of the default BPE
+    n_lines = int(0.5 * tokens / 110) + 1  # a line: 90 words, about 110 tokens of the default BPE
     for f in range(0, n_lines, LINES_PER_FILE):
         n = min(LINES_PER_FILE, n_lines - f)
         words = vocab[rng.integers(0, len(vocab), size=(n, 90))].tolist()
@@ -105,16 +104,13 @@ def prepare_corpus(config: Path, cache: Path, context: int, workers: int) -> dic
 
     cfg = resolve_corpus(str(config))
     vocab = run_vocabulary(cache, "interleaved", cfg.units.k, None)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     directory = prepare(cfg, cache, vocab.dir, MODE_STREAMS["interleaved"], interleave_params(DataSpec(), cfg), workers=workers)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     manifest = read_manifest(directory)
     tokens = sum(c["tokens"] for streams in manifest["tokens"].values() for splits in streams.values() for c in splits.values())
     disk = sum(p.stat().st_size for kind in ("tokens", "units") for p in (cache / kind).rglob("*") if p.is_file())
-    return {"tokens": tokens, "wall_s": wall, "cpu_s": cpu, "workers": workers, "dir": str(directory), "disk_bytes": disk,
+    return {"tokens": tokens, "wall_s": wall, "workers": workers, "dir": str(directory), "disk_bytes": disk,
             "shards": len(manifest["shards"])}
 
 
@@ -255,8 +251,8 @@ def main() -> None:
     ap.add_argument("--demo-cache", default=str(REPO / "results" / "demo" / "cache"),
                     help="cache holding (or to hold) the demo corpus (default: the demo store's, as `make demo` left it)")
     ap.add_argument("--old-ref", default="e0e51f7", help="git revision of the previous, in-memory data path")
-    ap.add_argument("--old-sizes", default="10000,40000,160000,640000", help="utterances of the old path's corpora (about 150 tokens each)")
-    ap.add_argument("--old-max-rss-gb", type=float, default=6.0, help="stop growing the old path's corpus past this RSS")
+    ap.add_argument("--old-sizes", default="10000,30000,60000", help="utterances of the old path's corpora (about 75 tokens each)")
+    ap.add_argument("--old-max-rss-gb", type=float, default=4.0, help="stop growing the old path's corpus past this RSS")
     ap.add_argument("--old-max-s", type=float, default=300.0, help="... or past this many seconds to the first window")
     args = ap.parse_args()
 
@@ -280,8 +276,8 @@ def main() -> None:
 
     print()
     print(f"corpus: {prep['tokens']:,} prepared tokens in {prep['shards']} shards ({prep['disk_bytes'] / 1e9:.2f} GB of units + token shards)")
-    print(f"preparation: {prep['wall_s']:.0f} s wall with {workers} processes = {prep['tokens'] / prep['wall_s'] / workers:,.0f} tokens/s/core; "
-          f"{prep['tokens'] / max(prep['cpu_s'], 1e-9):,.0f} tokens per CPU-second")
+    print(f"preparation: {prep['wall_s']:.0f} s wall with {workers} processes = {prep['tokens'] / prep['wall_s'] / workers:,.0f} tokens/s/core "
+          f"(wall clock: on a shared machine, a lower bound)")
     print()
     print(f"{'training run start-up':<28}{'demo corpus':>16}{'large corpus':>16}{'ratio':>8}")
     print(f"{'  prepared tokens':<28}{demo_tokens:>16,}{prep['tokens']:>16,}{prep['tokens'] / demo_tokens:>8.0f}")

@@ -57,6 +57,9 @@ def test_tokenizer_round_trip(prep):
         ids = prep.encode_text(sentence)
         assert tok.decode(ids) == sentence
         assert prep.vocab.decode(ids) == [("text", sentence)]
+    sentences = load_sentences()[:200] + [" leading space", "two  spaces\ttab", "caf\u00e9 na\u00efve"]
+    assert prep.vocab.encode_batch(sentences) == [tok.encode(s, add_special_tokens=False) for s in sentences], \
+        "the batched path (Rust tokenizer) gives the wrapper's ids"
     words = "The dogs barked at the stranger".split()
     assert sum(prep.vocab.encode_words(words), []) == prep.encode_text(" ".join(words))
 

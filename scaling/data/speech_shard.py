@@ -53,16 +53,20 @@ def build_speech_shard(out: Path, source, shard: dict, units_config, codebook_pa
     units, durations, skipped, examples = [], [], {}, {}
     pending: list[tuple[Utterance, np.ndarray]] = []
     frame_s = [None]
+    offset = [0]
 
     def add(u: Utterance, unit_ids: np.ndarray, step_s: float, seconds: float) -> None:
         if frame_s[0] is None:
             frame_s[0] = step_s
         ids, runs = dedup(unit_ids)
-        groups = tuple((i, i, round(s, 4), round(e, 4)) for i, (s, e) in enumerate(u.times)) if u.times else None
-        offset = sum(len(x) for x in units)
+        groups = None
+        if u.times:
+            rounded = np.round(np.asarray(u.times, dtype=np.float64), 4).tolist()
+            groups = tuple((i, i, s, e) for i, (s, e) in enumerate(rounded))
         records.append(UtteranceRecord(id=u.id, sentence=len(records), words=u.words, groups=groups, voice=u.speaker,
                                        source=source.name, split=split_for(source, u.split, u.text or u.id),
-                                       offset=offset, n_units=len(ids), seconds=round(seconds, 6)))
+                                       offset=offset[0], n_units=len(ids), seconds=round(seconds, 6)))
+        offset[0] += len(ids)
         units.append(ids)
         durations.append(runs)
 

@@ -64,7 +64,7 @@ def speech_token_shard(out: Path, corpus_dir: Path, source_index: int, shard_ind
             rng = np.random.default_rng([interleave["seed"], interleave["draw"], source_index, shard_index, i, 0x696C76])
             groups = r.groups
             mask = choose_spoken(len(groups), interleave["rule"], rng, interleave["span_lambda"], interleave["speech_ratio"])
-            group_tokens = [np.asarray(sum(words[a: b + 1], []), dtype=np.int64) for a, b, _, _ in groups]
+            group_tokens = [np.asarray(words[a] if a == b else sum(words[a: b + 1], []), dtype=np.int64) for a, b, _, _ in groups]
             ids, mod = build_document(mask, group_tokens, np.array([g[2] for g in groups]), np.array([g[3] for g in groups]),
                                       corpus.units(r) + lay.unit_offset, corpus.unit_starts(r), lay.speech_marker,
                                       lay.text_marker, lay.eos_id)
