@@ -44,7 +44,7 @@ def words_vocabulary() -> list[str]:
 
 
 def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
-    """Write the corpus (about half of its tokens from units, half from text) and its config."""
+    """Write the corpus (about 30 % of its tokens from units, 70 % from text) and its config."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -57,9 +57,9 @@ def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
     (root / "units").mkdir(parents=True, exist_ok=True)
     (root / "text").mkdir(parents=True, exist_ok=True)
     # a story utterance: 20 words of 4-12 frames each; units repeat in runs of 2, so ~ half the
-    # frames survive deduplication: ~80 speech tokens and ~60 interleaved tokens per utterance
-    per_utterance = 140
-    n_utt = int(0.5 * tokens / per_utterance) + 1
+    # frames survive deduplication: ~90 speech tokens and ~70 interleaved tokens per utterance
+    per_utterance = 160
+    n_utt = int(0.3 * tokens / per_utterance) + 1
     for f in range(0, n_utt, ROWS_PER_FILE):
         n = min(ROWS_PER_FILE, n_utt - f)
         n_words = 20
@@ -80,7 +80,7 @@ def generate(root: Path, tokens: float, k: int = 500, seed: int = 0) -> Path:
                           "speaker": pa.array([f"tts{i % 7}" for i in range(n)])})
         pq.write_table(table, root / "units" / f"stories-{f // ROWS_PER_FILE:04d}.parquet")
         print(f"  generated {min(f + n, n_utt):,} / {n_utt:,} story utterances", file=sys.stderr, flush=True)
-    n_lines = int(0.5 * tokens / 110) + 1  # a line: 90 words, about 110 tokens of the default BPE
+    n_lines = int(0.7 * tokens / 310) + 1  # a line: 90 rare words, about 310 tokens of the default BPE
     for f in range(0, n_lines, LINES_PER_FILE):
         n = min(LINES_PER_FILE, n_lines - f)
         words = vocab[rng.integers(0, len(vocab), size=(n, 90))].tolist()

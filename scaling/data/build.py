@@ -52,6 +52,7 @@ def effective_sources(config: CorpusConfig) -> tuple[SourceConfig, ...]:
 
 
 def is_speech(source: SourceConfig) -> bool:
+    """Whether ``source`` holds speech (its shards hold units; the others hold text)."""
     return source.format in SPEECH_FORMATS
 
 
