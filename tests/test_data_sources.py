@@ -191,3 +191,14 @@ def test_a_source_with_nothing_usable_stops_the_build(tmp_path):
 def test_legacy_configs_keep_their_sources():
     config = resolve_corpus("tiny")
     assert [(s.name, s.format, s.real) for s in effective_sources(config)] == [("wordnet", "text", True), ("espeak", "espeak", False)]
+
+
+def test_a_units_only_corpus_has_no_speech_pipeline_and_skips_speech_benchmarks(tmp_path):
+    from scaling.evaluation.offline import Unavailable, speech_benchmark
+
+    write_units(tmp_path / "u.parquet", SENTENCES[:30], k=16)
+    (tmp_path / "c.yaml").write_text("units: {k: 16}\nsources:\n  - {name: tts, format: units, path: u.parquet, real: false, time_unit: frames}\n")
+    prep = prepare_data(DataSpec(mode="speech", corpus=str(tmp_path / "c.yaml"), context=16), tmp_path / "cache", seed=0, progress=False)
+    assert prep.corpus is None and prep.sources() == ["tts"]
+    with pytest.raises(Unavailable, match="pre-extracted units only"):
+        speech_benchmark("swuggy", resolve_corpus(str(tmp_path / "c.yaml")), tmp_path / "cache")

@@ -42,6 +42,11 @@ PREPARED_VERSION = 1
 TEXT_SOURCE = "wordnet"
 
 
+class CannotSpeak(UserError):
+    """A corpus of pre-extracted units only: it has no extractor and codebook to speak new
+    sentences with (speech benchmarks are unavailable for it)."""
+
+
 def effective_sources(config: CorpusConfig) -> tuple[SourceConfig, ...]:
     """``config.sources``, or for a config without them its sentences written (``wordnet``,
     real) and spoken by espeak-ng (``espeak``, synthetic)."""
@@ -189,7 +194,7 @@ class ShardJob:
 def speech_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Path:
     """The corpus directory that speaks new sentences as ``config`` encodes speech (evaluation):
     the espeak source's, or for audio sources a directory holding the codebook, the unit frame
-    and the voices. UserError for a corpus of pre-extracted units only."""
+    and the voices. :class:`CannotSpeak` for a corpus of pre-extracted units only."""
     import numpy as np
 
     from scaling.data.units import Codebook, make_extractor
@@ -199,7 +204,7 @@ def speech_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True)
     if espeak is not None:
         return espeak_corpus(config, espeak, Path(cache_root), progress)
     if not any(s.format in AUDIO_FORMATS for s in sources):
-        raise UserError(f"corpus {config.name!r} holds pre-extracted units only; speaking new sentences (speech benchmarks) needs "
+        raise CannotSpeak(f"corpus {config.name!r} holds pre-extracted units only; speaking new sentences (speech benchmarks) needs "
                         "corpus.units.extractor and corpus.units.codebook: the ones its units were made with")
     codebook = codebook_path(config, plan(config, Path(cache_root), progress), Path(cache_root), progress)
 

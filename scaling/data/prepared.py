@@ -203,20 +203,25 @@ class PreparedData:
     @property
     def corpus(self):
         """The speech corpus that evaluation speaks new sentences with (its codebook, voices,
-        unit frame); None in text mode."""
+        unit frame); None in text mode and for a corpus of pre-extracted units only."""
+        from scaling.data.build import CannotSpeak
+        from scaling.data.corpus import open_corpus
+
         if self.mode == "text":
             return None
         if self._corpus is None:
-            from scaling.data.corpus import open_corpus
-
-            self._corpus = open_corpus(self.corpus_config, self.cache_root, self.progress)
+            try:
+                self._corpus = open_corpus(self.corpus_config, self.cache_root, self.progress)
+            except CannotSpeak:
+                return None
         return self._corpus
 
     def speech_pipeline(self) -> SpeechPipeline:
         """The corpus' speech pipeline (espeak-ng → features → this corpus' codebook), for
         encoding new sentences in any voice exactly as the corpus was encoded."""
         if self.corpus is None:
-            raise UserError("data.mode = 'text' has no speech corpus; expected 'speech' or 'interleaved'")
+            raise UserError(f"data.mode = {self.mode!r} with corpus {self.corpus_config.name!r} has no speech pipeline; expected "
+                            "'speech' or 'interleaved' mode on a corpus with audio (or units.extractor and units.codebook)")
         cfg = self.corpus_config
         return SpeechPipeline(cfg.units, Codebook.load(self.corpus.dir / "codebook.npz"), cfg.rate)
 
