@@ -45,17 +45,18 @@ def chunks(files: list[Path], size: int) -> list[dict]:
             for i in range(0, len(files), size)]
 
 
-def plan_source(source) -> list[dict]:
-    """The shards of ``source`` (UserError when its path names nothing readable)."""
+def _reader(source):
+    """The module that reads ``source``'s format (``plan`` and ``items``)."""
     from scaling.data.sources import aligned_audio, lhotse_cuts, tables
 
-    module = {"lhotse": lhotse_cuts, "textgrid": aligned_audio, "words_json": aligned_audio, "units": tables, "text": tables}[source.format]
-    return module.plan(source)
+    return {"lhotse": lhotse_cuts, "textgrid": aligned_audio, "words_json": aligned_audio, "units": tables, "text": tables}[source.format]
+
+
+def plan_source(source) -> list[dict]:
+    """The shards of ``source`` (UserError when its path names nothing readable)."""
+    return _reader(source).plan(source)
 
 
 def read_shard(source, shard: dict) -> Iterator[Utterance | TextDoc | Skipped]:
     """The items of one shard, in order; a bad item is yielded as :class:`Skipped`."""
-    from scaling.data.sources import aligned_audio, lhotse_cuts, tables
-
-    module = {"lhotse": lhotse_cuts, "textgrid": aligned_audio, "words_json": aligned_audio, "units": tables, "text": tables}[source.format]
-    return module.items(source, shard)
+    return _reader(source).items(source, shard)
