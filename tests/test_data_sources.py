@@ -19,7 +19,6 @@ import pytest
 from scaling.data import SPEECH, TEXT, prepare_data
 from scaling.data.build import effective_sources
 from scaling.data.config import resolve_corpus
-from scaling.data.reader import read_manifest
 from scaling.data.units import dedup
 from scaling.data.wordnet import load_sentences, split_of
 from scaling.errors import UserError
