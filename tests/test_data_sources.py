@@ -201,3 +201,25 @@ def test_a_units_only_corpus_has_no_speech_pipeline_and_skips_speech_benchmarks(
     assert prep.corpus is None and prep.sources() == ["tts"]
     with pytest.raises(Unavailable, match="pre-extracted units only"):
         speech_benchmark("swuggy", resolve_corpus(str(tmp_path / "c.yaml")), tmp_path / "cache")
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_a_slurm_array_builds_one_task_per_shard_then_the_manifest(tmp_path):
+    write_units(tmp_path / "u.parquet", SENTENCES[:12], k=16)
+    (tmp_path / "c.yaml").write_text("units: {k: 16}\nsources:\n  - {name: tts, format: units, path: u.parquet, real: false, "
+                                     "time_unit: frames, shard_size: 4}\n")
+    cache = tmp_path / "cache"
+    args = ("data", "build", str(tmp_path / "c.yaml"), "--cache", str(cache), "--modes", "speech")
+    submitted = scaling(*args, "--executor", "slurm", "--cpus-per-task", "1", "--mem-gb", "1", "--time", "10")
+    assert submitted.returncode == 0 and "4 shard task(s)" in submitted.stdout, submitted.stdout + submitted.stderr
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((cache / "tokens").glob("*/shard.json"))) < 4:
+        time.sleep(1)
+    assert len(list((cache / "tokens").glob("*/shard.json"))) == 4, "one array task per shard (12 stories and a bad row, 4 a shard)"
+    again = scaling(*args, "--executor", "slurm")
+    assert again.returncode == 0 and "every shard" in again.stdout, "finished shards are not submitted again"
+    assert scaling(*args).returncode == 0
+    local = scaling("data", "build", str(tmp_path / "c.yaml"), "--cache", str(tmp_path / "local"), "--modes", "speech")
+    assert local.returncode == 0
+    assert _tree(cache) == _tree(tmp_path / "local"), "the cluster's shards are the local build's, byte for byte"

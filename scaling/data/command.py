@@ -114,14 +114,15 @@ def _submit(args: argparse.Namespace, config, sets: list, cache: Path) -> int:
             if built_shard(job) is None:
                 tasks.setdefault((job.source_index, job.shard_index), []).append(job)
     if not tasks:
-        print(f"every shard of corpus {config.name!r} is built; run `scaling data build {args.config}` (without --executor slurm) to write the manifests")
+        print(f"every shard of corpus {config.name!r} is built; run `scaling data build {args.config} --cache {cache} --modes {args.modes}` "
+              "(without --executor slurm) to write the manifests")
         return 0
     options = {k: v for k, v in (("partition", args.partition), ("account", args.account), ("time_min", args.time),
                                  ("cpus_per_task", args.cpus_per_task), ("gpus_per_task", args.gpus_per_task),
                                  ("mem_gb", args.mem_gb), ("array_parallelism", args.array_parallelism)) if v is not None}
     job_id = submit_shards(list(tasks.values()), cache / "slurm" / "data", **options)
     print(f"submitted SLURM array {job_id}: {len(tasks)} shard task(s) of corpus {config.name!r} (logs in {cache / 'slurm' / 'data'}); "
-          f"when it has finished, run `scaling data build {args.config} --cache {cache}` to write the manifests")
+          f"when it has finished, run `scaling data build {args.config} --cache {cache} --modes {args.modes}` to write the manifests")
     return 0
 
 
