@@ -62,8 +62,13 @@ class DataSpec:
     val_exclude: sources left out of the validation windows behind ``loss_val*`` (as SIMS's
     validation set leaves out its synthetic speech): corpus sources such as ``espeak``, or
     ``wordnet`` for the text stream's sentences; checked against the run's data at its start.
-    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true), or
-    reuse the first epoch's spans, as data interleaved once offline would (false).
+    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true: the
+    first epoch reads the spans fixed when the corpus was prepared, each later epoch is prepared
+    anew with the run's seed), or read the prepared spans in every epoch, as SIMS does (false).
+    mix_tokens: the mix as token shares, ``{key: share}`` summing to 1, keys being streams (text,
+    interleaved, speech), source names or ``source.stream``; a key's share is divided among the
+    pools it names by their tokens (see :mod:`scaling.data.mixing`). Empty: ``mix`` (stream
+    probabilities) decides, turned into the token shares it gives.
     """
 
     mode: str = "interleaved"
@@ -76,11 +81,12 @@ class DataSpec:
     marker_loss: bool = True
     val_exclude: tuple[str, ...] = ()
     resample_interleave: bool = True
+    mix_tokens: tuple[tuple[str, float], ...] = ()
 
 
 #: fields added after stores already held runs: hashed into the run id only when they differ from
 #: this value, so that the ids of existing runs do not change.
-_LATER_FIELDS = {("data", "val_exclude"): [], ("data", "resample_interleave"): True}
+_LATER_FIELDS = {("data", "val_exclude"): [], ("data", "resample_interleave"): True, ("data", "mix_tokens"): []}
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,11 @@ class RunSpec:
             raise UserError(f"train.branch_tokens = {list(branches)!r}: expected increasing positive budgets below train.tokens ({self.train.tokens})")
         if len(self.data.mix) != 3 or any(p < 0 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
             raise UserError(f"data.mix = {list(self.data.mix)!r}: expected three non-negative probabilities (text, interleaved, speech) summing to 1")
+        shares = self.data.mix_tokens
+        if shares and (len({k for k, _ in shares}) != len(shares) or not all(k for k, _ in shares) or any(v < 0 for _, v in shares)
+                       or abs(sum(v for _, v in shares) - 1) > 1e-6):
+            raise UserError(f"data.mix_tokens = {dict(shares)!r}: expected distinct keys (streams, sources or source.stream) "
+                            "with non-negative token shares summing to 1")
         if len(set(self.data.val_exclude)) != len(self.data.val_exclude) or not all(self.data.val_exclude):
             raise UserError(f"data.val_exclude = {list(self.data.val_exclude)!r}: expected distinct, non-empty source names")
         if self.init == "text-lm" and self.data.mode == "speech":
@@ -254,6 +265,12 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
     origin = typing.get_origin(hint)
+    if hint == tuple[tuple[str, float], ...]:  # a mapping {name: number}, kept sorted by name
+        pairs = value.items() if isinstance(value, dict) else value
+        try:
+            return tuple(sorted((str(k), _coerce(float, v, f"{path}.{k}")) for k, v in pairs))
+        except (TypeError, ValueError):
+            raise UserError(f"{path} = {value!r}: expected a mapping of names to numbers") from None
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{path} = {value!r}: expected a list")

@@ -185,7 +185,7 @@ def _codebook_recipe(config: CorpusConfig, plan: list[PlannedUtterance], source:
 def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], recipe: dict, cache_root: Path, pool: "_Workers", progress: bool) -> Path:
     u = config.units
     if u.codebook:
-        codebook = Codebook.load(Path(u.codebook))
+        codebook = Codebook.load(Path(u.codebook), u.trust_codebook_pickle)
         if codebook.k != u.k:
             raise UserError(f"corpus.units.codebook {u.codebook!r} has {codebook.k} centroids; expected corpus.units.k = {u.k}")
         return cached_dir(cache_root, "codebook", recipe, lambda d: codebook.save(d / "codebook.npz"))
@@ -326,5 +326,11 @@ def _say(progress: bool, line: str) -> None:
 
 
 def open_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Corpus:
-    """Build (or find) ``config`` in the cache and open it."""
+    """The corpus that speaks as ``config`` does (its codebook, voices, unit frame), built or found
+    in the cache: the espeak corpus, or for a config with ``sources`` the one
+    :func:`scaling.data.build.speech_corpus` names."""
+    if config.sources:
+        from scaling.data.build import speech_corpus
+
+        return Corpus(speech_corpus(config, cache_root, progress))
     return Corpus(build_corpus(config, cache_root, progress))

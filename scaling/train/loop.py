@@ -135,7 +135,7 @@ class Trainer:
         """One optimizer step of the current stretch on the global batch; returns its mean loss (over all ranks)."""
         state, stretch, step = self.state, self.stretch, self.state.step
         budget = stretch.last_step_tokens if step == stretch.end - 1 else None
-        ids, mod = global_windows(self.prep, step, self.spec.train.batch_size)
+        ids, mod = global_windows(self.prep, step, self.spec.train.batch_size, rank_rows(self.spec.train.batch_size, self.world))
         inputs, labels, target_mod = make_labels(ids, mod, self.spec.data.marker_loss, budget)
         n_label = int((labels != -100).sum())
         state.tokens.add(target_mod)
