@@ -30,10 +30,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from scaling.data.cache import cached_dir, cached_path, content_key
-from scaling.data.config import CorpusConfig, SourceConfig, corpus_recipe, corpus_sentences
+from scaling.data.config import CorpusConfig, corpus_recipe, corpus_sentences
 from scaling.data.reader import MANIFEST
+from scaling.data.records import Corpus
 from scaling.data.shards import STREAMS, read_shard_meta
-from scaling.data.sources import AUDIO_FORMATS, SPEECH_FORMATS, default_fields
+from scaling.data.sources import AUDIO_FORMATS, SPEECH_FORMATS, SourceConfig, default_fields
 from scaling.errors import UserError
 
 #: bump when the layout of shards or manifests changes
@@ -432,3 +433,14 @@ def write_manifest(out: Path, config: CorpusConfig, jobs: list[ShardJob], dirs: 
 def _say(progress: bool, line: str) -> None:
     if progress:
         print(line, file=sys.stderr, flush=True)
+
+
+def open_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Corpus:
+    """The corpus that speaks as ``config`` does (its codebook, voices, unit frame), built or found
+    in the cache: the espeak corpus, or for a config with ``sources`` the one
+    :func:`speech_corpus` names."""
+    from scaling.data.corpus import build_corpus
+
+    if config.sources:
+        return Corpus(speech_corpus(config, cache_root, progress))
+    return Corpus(build_corpus(config, cache_root, progress))

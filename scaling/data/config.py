@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from scaling.data.sources import SourceConfig, parse_sources, validate_sources
 from scaling.errors import UserError, unknown_choice
 
 EXTRACTORS = ("logmel", "hubert")
@@ -46,27 +47,6 @@ class UnitConfig:
     codebook: str = ""
     trust_codebook_pickle: bool = False
     batch_seconds: float = 200.0
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """One source of a corpus config's ``sources:`` list; see :mod:`scaling.data.sources` for the
-    formats and which keys each takes."""
-
-    name: str = ""
-    format: str = ""
-    path: str = ""
-    real: bool | None = None
-    split: str = "auto"
-    shard_size: int = 0
-    alignments: str = ""
-    tier: str = "words"
-    column: str = "units"
-    text_column: str = "text"
-    words_column: str = "words"
-    time_unit: str = "seconds"
-    frame_s: float = 0.04
-    field: str = "text"
 
 
 @dataclass(frozen=True)
@@ -128,7 +108,6 @@ def resolve_corpus(name_or_path: str) -> CorpusConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"corpus config {str(path)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    from scaling.data.sources import parse_sources
 
     sources = data.pop("sources", None) if isinstance(data, dict) else None
     config = from_dict(CorpusConfig, data, "corpus")
@@ -158,7 +137,6 @@ def validate(config: CorpusConfig) -> CorpusConfig:
     if u.extractor == "hubert" and not u.hubert_model:
         raise UserError("corpus.units.hubert_model is empty: the hubert extractor needs a local HubertModel directory")
     if config.sources:
-        from scaling.data.sources import validate_sources
 
         validate_sources(config)
     if not config.voices:

@@ -30,7 +30,7 @@ from scaling.data.cache import cached_dir, cached_path, content_key
 from scaling.data.config import CorpusConfig, corpus_recipe, corpus_sentences, validate
 from scaling.data.espeak import SAMPLE_RATE as SYNTH_RATE
 from scaling.data.espeak import SilentAudio, align_groups, set_voice, speak, synthesis_fingerprint
-from scaling.data.records import Corpus, UtteranceRecord, write_corpus
+from scaling.data.records import UtteranceRecord, write_corpus
 from scaling.data.features import SAMPLE_RATE as FEATURE_RATE, resample
 from scaling.data.units import Codebook, dedup, fit_codebook, make_extractor
 from scaling.data.wordnet import split_of
@@ -323,14 +323,3 @@ class _Workers:
 def _say(progress: bool, line: str) -> None:
     if progress:
         print(line, file=sys.stderr, flush=True)
-
-
-def open_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Corpus:
-    """The corpus that speaks as ``config`` does (its codebook, voices, unit frame), built or found
-    in the cache: the espeak corpus, or for a config with ``sources`` the one
-    :func:`scaling.data.build.speech_corpus` names."""
-    if config.sources:
-        from scaling.data.build import speech_corpus
-
-        return Corpus(speech_corpus(config, cache_root, progress))
-    return Corpus(build_corpus(config, cache_root, progress))

@@ -205,7 +205,7 @@ class PreparedData:
         """The speech corpus that evaluation speaks new sentences with (its codebook, voices,
         unit frame); None in text mode and for a corpus of pre-extracted units only."""
         from scaling.data.build import CannotSpeak
-        from scaling.data.corpus import open_corpus
+        from scaling.data.build import open_corpus
 
         if self.mode == "text":
             return None

@@ -108,7 +108,7 @@ def speech_benchmark(name: str, corpus_config, cache_root: Path, limit: int | No
     ``corpus``: the corpus of ``corpus_config`` if already open (else it is built or found)."""
     from scaling.data.build import CannotSpeak
     from scaling.data.cache import cached_dir
-    from scaling.data.corpus import open_corpus
+    from scaling.data.build import open_corpus
 
     try:
         corpus = corpus or open_corpus(corpus_config, Path(cache_root), progress=progress)

@@ -28,10 +28,32 @@ Bad items are skipped and counted by reason (see :mod:`scaling.data.sources.item
 from __future__ import annotations
 
 import glob
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from scaling.errors import UserError, unknown_choice
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One source of a corpus config's ``sources:`` list; see :mod:`scaling.data.sources` for the
+    formats and which keys each takes."""
+
+    name: str = ""
+    format: str = ""
+    path: str = ""
+    real: bool | None = None
+    split: str = "auto"
+    shard_size: int = 0
+    alignments: str = ""
+    tier: str = "words"
+    column: str = "units"
+    text_column: str = "text"
+    words_column: str = "words"
+    time_unit: str = "seconds"
+    frame_s: float = 0.04
+    field: str = "text"
+
 
 COMMON_KEYS = {"name", "format", "path", "real", "split", "shard_size"}
 FORMAT_KEYS = {
@@ -54,7 +76,6 @@ SPLIT_RULES = ("auto", "train", "val", "test")
 def parse_sources(entries, base: Path):
     """SourceConfigs from the ``sources:`` list of a corpus config file; relative paths are taken
     from ``base`` (the config's directory). Unknown or misplaced keys are errors."""
-    from scaling.data.config import SourceConfig
     from scaling.spec import from_dict
 
     if not isinstance(entries, list):
@@ -109,7 +130,6 @@ def validate_sources(config) -> None:
 
 def default_fields(source) -> set[str]:
     """Fields of ``source`` that keep their default (left out of its content key)."""
-    from scaling.data.config import SourceConfig
 
     default = SourceConfig()
     return {f.name for f in fields(source) if getattr(source, f.name) == getattr(default, f.name)}

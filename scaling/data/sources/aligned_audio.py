@@ -19,7 +19,7 @@ from typing import Iterator
 
 from scaling.data.sources import expand
 from scaling.data.sources.items import Skipped, Utterance, check_alignment, check_words, load_audio
-from scaling.data.sources.plan import chunks, shard_size
+from scaling.data.sources.sharding import chunks, shard_size
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from scaling.data.sources import expand
 from scaling.data.sources.items import Skipped, Utterance, check_alignment, check_words
-from scaling.data.sources.plan import ranges, shard_size
+from scaling.data.sources.sharding import ranges, shard_size
 
 
 def _lines(path: Path):
