@@ -21,6 +21,7 @@ import torch
 
 from scaling.errors import UserError
 from scaling.evaluation.tokens import ModelVocab
+from scaling.reading import UnreadableFile, load_pretrained, load_tensors
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
     from transformers import AutoModelForCausalLM
 
     vocab = ModelVocab.from_dir(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    model = load_pretrained(AutoModelForCausalLM, path, dtype=torch.float32).to(device)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab.layout.vocab_size:
         raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
@@ -116,20 +117,26 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
     exported = run.path / "model"
     if checkpoint is None and (exported / "config.json").is_file():
         prep = run_data(spec, store)
-        model = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32, local_files_only=True)
+        model = load_pretrained(AutoModelForCausalLM, exported, "exported model", dtype=torch.float32)
         source = str(exported)
     else:
         checkpoint = checkpoint or run.checkpoint_dir / "latest.pt"
         if not checkpoint.is_file():
             raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
+        state = load_tensors(checkpoint)
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise UnreadableFile(f"checkpoint {str(checkpoint)!r} holds no model state; expected a checkpoint written by scaling")
         built = materialise(spec, store)
         prep, model = built.data, built.model
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise UnreadableFile(f"checkpoint {str(checkpoint)!r} does not fit run {run.run_id}'s model "
+                                 f"({str(exc).strip().splitlines()[0]})") from None
         source = f"{checkpoint} (step {state.get('step')})"
     text_lm = None
     if lm_dir is not None:
-        lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32, local_files_only=True).to(device)
+        lm = load_pretrained(AutoModelForCausalLM, lm_dir, "text LM", dtype=torch.float32).to(device)
         text_lm = (lm, ModelVocab.from_dir(lm_dir))
     config = resolve_corpus(spec.data.corpus)
     if corpus_config is not None and corpus_config != config:
