@@ -106,21 +106,22 @@ def load_tensors(path: str | Path, what: str = "checkpoint") -> Any:
 
 
 def pickles_trusted() -> bool:
-    """Whether the user asked to trust pickled weights in model directories (``--trust-pickles``,
-    which sets ``$SCALING_TRUST_PICKLES=1`` for this process and the trainers it starts)."""
+    """Whether the user asked to trust pickled weights in model directories for this process and
+    the trainers it starts (``scaling launch --trust-pickles`` sets ``$SCALING_TRUST_PICKLES=1``)."""
     return os.environ.get(TRUST_PICKLES_ENV) == "1"
 
 
-def load_pretrained(cls: Any, path: str | Path, what: str = "model directory", **kwargs: Any) -> Any:
+def load_pretrained(cls: Any, path: str | Path, what: str = "model directory", trust_pickles: bool | None = None,
+                    **kwargs: Any) -> Any:
     """``cls.from_pretrained(path, **kwargs)`` for a local Hugging Face directory (``cls``: e.g.
-    ``AutoModelForCausalLM``), offline, from safetensors weights only unless
-    :func:`pickles_trusted`. UserError naming the file for a missing or damaged ``config.json``,
-    weights that are only pickles (untrusted), missing or damaged weights."""
+    ``AutoModelForCausalLM``), offline, from safetensors weights only unless ``trust_pickles``
+    (None: :func:`pickles_trusted`). UserError naming the file for a missing or damaged
+    ``config.json``, weights that are only pickles (untrusted), missing or damaged weights."""
     from safetensors import safe_open
 
     path = Path(path)
     read_json(path / "config.json", f"{what} config", dict)
-    trusted = pickles_trusted()
+    trusted = pickles_trusted() if trust_pickles is None else trust_pickles
     weights = sorted(path.glob("*.safetensors"))
     for file in weights:  # a damaged file is named here, not deep inside transformers
         try:

@@ -18,7 +18,6 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import time
 from pathlib import Path
@@ -56,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
     from scaling.atomic import check_writable
     from scaling.errors import UserError, unknown_choice
-    from scaling.reading import TRUST_PICKLES_ENV
     from scaling.evaluation.loading import load_target, resolve_target
     from scaling.evaluation.offline import OFFLINE_SETS
     from scaling.evaluation.settings import EvalSettings, load_settings
@@ -71,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out, "--out")
         check_writable(Path(args.out).with_suffix(".pairs.csv"), "--out (its per-pair scores)")
-    if args.trust_pickles:
-        os.environ[TRUST_PICKLES_ENV] = "1"
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -97,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
-    target = load_target(ref, corpus=args.corpus, device=device, context=args.context)
+    target = load_target(ref, corpus=args.corpus, device=device, context=args.context, trust_pickles=args.trust_pickles)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None
