@@ -151,7 +151,10 @@ class RunDir:
                 try:
                     if path.name.startswith(".lease.") and time.time() - path.lstat().st_mtime < lease_ttl:
                         continue
-                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
                 except FileNotFoundError:
                     continue
                 removed.append(str(path.relative_to(self.path)))
@@ -221,21 +224,24 @@ class Store:
         return run
 
     def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
-        """Remember which runs a sweep expanded to (atomic replace; a record that already says so is left as it is)."""
+        """Remember which runs a sweep expanded to (atomic replace; a record that already says so
+        is left as it is, its ``updated`` stamp too)."""
         path = self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json"
-        if path.exists() and read_json(path, what="sweep record") | {"updated": None} == {"name": name, "runs": run_ids, "source": source, "updated": None}:
+        record = {"name": name, "runs": run_ids, "source": source}
+        old = read_json(path, what="sweep record")
+        if old is not None and {k: old.get(k) for k in record} == record:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"name": name, "runs": run_ids, "source": source, "updated": now()})
+        atomic_write_json(path, {**record, "updated": now()})
 
     def sweep_runs(self, name: str) -> list[str]:
         path = self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json"
         data = read_json(path, what="sweep record")
-        if data is not None and not (isinstance(data.get("runs"), list) and all(isinstance(r, str) for r in data["runs"])):
-            raise UnreadableFile(f"sweep record {str(path)!r} has no list of run ids 'runs'; expected the file `scaling launch` writes")
         if data is None:
             known = sorted(p.stem for p in (self.root / "sweeps").glob("*.json"))
             raise UserError(f"no sweep {name!r} in store {str(self.root)!r}; known sweeps: {', '.join(known) or 'none'}")
+        if not (isinstance(data.get("runs"), list) and all(isinstance(r, str) for r in data["runs"])):
+            raise UnreadableFile(f"sweep record {str(path)!r} has no list of run ids 'runs'; expected the file `scaling launch` writes")
         return list(data["runs"])
 
 

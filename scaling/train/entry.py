@@ -66,7 +66,7 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
             mirror = open_mirrors(run, spec, mirrors)
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
-                              error=None, note=None, **host_info(), world_size=world.size)
+                              error=None, note=None, resumed_from_step=None, **host_info(), world_size=world.size)
         built = materialise(spec, store)
         trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
                           should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook(), mirror=mirror)
