@@ -104,7 +104,8 @@ def raw(name: str, content: bytes | str) -> Callable[[World], None]:
 
 
 def sweep_with(changes: dict, name: str = "bad.yaml") -> Callable[[World], None]:
-    """A copy of the world's sweep file with dotted ``changes`` (DELETE removes a key)."""
+    """A copy of the world's sweep file with ``changes`` (keys: a path of keys joined by '|';
+    DELETE removes a key; placeholders in string values are filled)."""
 
     def setup(w: World) -> None:
         config = yaml.safe_load(w.sweep.read_text())
@@ -115,7 +116,7 @@ def sweep_with(changes: dict, name: str = "bad.yaml") -> Callable[[World], None]
             if value is DELETE:
                 node.pop(keys[-1], None)
             else:
-                node[keys[-1]] = value
+                node[keys[-1]] = w.fill(value) if isinstance(value, str) else value
         (w.root / name).write_text(yaml.safe_dump(config))
 
     return setup
@@ -336,12 +337,25 @@ CASES: list[Case] = [
     case("fit-where-not-a-number", "fit {laws} --where params_total>big", expect="big"),
     case("fit-chain-not-utf8", "fit {laws} --chain {w}/bad.json --at N=1e6,D=1e7", raw("bad.json", b"\xff\xff"), expect="bad.json"),
     case("fit-chain-not-json", "fit {laws} --chain {w}/bad.json --at N=1e6,D=1e7", raw("bad.json", "{nope"), expect="bad.json"),
+    case("fit-chain-not-a-fit", "fit {laws} --chain {w}/bad.json --at N=1e6,D=1e7", raw("bad.json", '{"law": 1}'), expect="bad.json"),
+    case("fit-compare-not-utf8", "fit {laws} --compare {w}/bad.json", raw("bad.json", b"\xff"), expect="bad.json"),
+    case("fit-where-final-maybe", "fit {laws} --where final=maybe", expect="final"),
+    case("figures-where-final-maybe", "figures {laws} --where final=maybe --out {w}/f", expect="final"),
     case("figures-table-not-utf8", "figures {w}/bad.csv --out {w}/f", raw("bad.csv", b"params_total,loss_val\n\xff,1\n"),
          expect="bad.csv"),
     case("figures-final-maybe", "figures {w}/bad.csv --out {w}/f", table_with(set_cell("final", "maybe")), expect="final"),
     case("figures-params-zero", "figures {w}/bad.csv --out {w}/f", table_with(set_cell("params_total", 0)), expect="params_total"),
     case("figures-where-unknown-column", "figures {laws} --where colour=red --out {w}/f", expect="colour"),
     case("figures-compute-missing", "figures {laws} --compute flops_nope --out {w}/f", expect="flops_nope"),
+    # ---------------------------------------------------------- corpus configs
+    case("corpus-config-not-utf8", f"plan {BAD}", several(raw("c.yaml", b"name: \xff\n"), sweep_with({"base|data|corpus": "{w}/c.yaml"})),
+         expect="c.yaml"),
+    case("data-build-config-not-utf8", "data build {w}/c.yaml --cache {w}/cache2", raw("c.yaml", b"name: \xff\n"), expect="c.yaml"),
+    case("data-build-config-unknown-key", "data build {w}/c.yaml --cache {w}/cache2", raw("c.yaml", "colour: red\n"), expect="colour"),
+    case("data-build-sentences-not-utf8", "data build {w}/c.yaml --cache {w}/cache2",
+         several(raw("s.txt", b"\xff\xfe hello\n"), lambda w: (w.root / "c.yaml").write_text(f"sentences: {w.root}/s.txt\n")),
+         expect="s.txt"),
+    case("data-stats-missing", "data stats {w}/nothing", expect="nothing"),
     # ---------------------------------------------------------- damaged store files
     case("status-json-empty", "status {sweep}", damage("status.json", b""), expect="status.json"),
     case("status-json-torn", "status {sweep}", damage("status.json", lambda b: b[: len(b) // 2]), expect="status.json"),
