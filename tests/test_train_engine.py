@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 
 import pytest
@@ -26,7 +25,7 @@ from scaling.train.loop import Trainer
 from scaling.train.parallel import largest_that_fits
 from scaling.runs.timeline import Timeline
 from scaling.train.schedule import learning_rate
-from tests.helpers import PYTHON, REPO, link_cache
+from tests.helpers import PYTHON, REPO, link_cache, rendezvous
 
 PER_STEP = 8 * 32  # tokens per step of the specs below (batch 8, context 32)
 
@@ -228,10 +227,13 @@ def test_branches_equal_independent_runs_resume_across_branches_and_collect(tmp_
     assert summary["tokens"] == spec.train.tokens and summary["branches"] == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ranks(store: Store, spec: RunSpec, rendezvous_env: dict, *extra: str, fault: str = "") -> list[subprocess.Popen]:
+    """Two ranks (gloo) training ``spec`` in ``store``; ``fault``: a $SCALING_FAULT for both."""
+    return [subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(store.root), spec.run_id, "--threads", "1", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE="2",
+                                      LOCAL_RANK=str(r), SCALING_FAULT=fault, **rendezvous_env))
+            for r in range(2)]
 
 
 @pytest.mark.timeout(300)
@@ -244,14 +246,9 @@ def test_two_process_gloo_matches_one_process(tmp_path, cache, monkeypatch):
         store.register(spec)
     monkeypatch.setattr("scaling.train.entry._benchmark_hook", lambda: None)  # benchmarks are not under test here
     assert train_run(single.root, spec.run_id, threads=1) == "done"
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        procs.append(subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(ddp.root), spec.run_id, "--threads", "1"],
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env))
-    outputs = [p.communicate(timeout=280)[0] for p in procs]
+    with rendezvous(2) as env:
+        procs = _ranks(ddp, spec, env)
+        outputs = [p.communicate(timeout=280)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     one, two = single.run(spec.run_id), ddp.run(spec.run_id)
     assert two.status()["world_size"] == 2 and two.status()["state"] == "done"
@@ -262,11 +259,11 @@ def test_two_process_gloo_matches_one_process(tmp_path, cache, monkeypatch):
 
 @pytest.mark.timeout(300)
 def test_two_ranks_killed_mid_run_resume_from_their_optimizer_shards(tmp_path, cache, monkeypatch):
-    """Two gloo ranks (ZeRO-1: each checkpoints its share of AdamW's state) killed with -9 after a
-    checkpoint, then restarted, end where one uninterrupted process ends (WSD with a decay branch);
-    one shard per rank is left; a single process cannot resume their checkpoint."""
+    """Two gloo ranks (ZeRO-1: each checkpoints its share of AdamW's state) both kill -9 themselves
+    inside a decay branch (deterministic fault injection: after their 18th step, a checkpoint after
+    every step), then restart; they end where one uninterrupted process ends (WSD with a decay
+    branch); one shard per rank is left; a single process cannot resume their checkpoint."""
     import signal
-    import time
 
     spec = _spec(size="50k", tokens=40 * PER_STEP, schedule="wsd", branch_tokens=(20 * PER_STEP,), eval_points=2)
     single, ddp = _store(tmp_path, cache, "single"), _store(tmp_path, cache, "ddp")
@@ -274,31 +271,22 @@ def test_two_ranks_killed_mid_run_resume_from_their_optimizer_shards(tmp_path, c
         store.register(spec)
     monkeypatch.setattr("scaling.train.entry._benchmark_hook", lambda: None)
     assert train_run(single.root, spec.run_id, threads=1) == "done"
-
-    def ranks(*extra):
-        port = _free_port()
-        return [subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(ddp.root), spec.run_id, "--threads", "1", *extra],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                                 env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE="2",
-                                          LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-                for r in range(2)]
-
     run = ddp.run(spec.run_id)
-    procs = ranks("--checkpoint-seconds", "0")
-    deadline = time.time() + 200
-    while not (run.checkpoint_dir / "latest.pt").exists() and time.time() < deadline and all(p.poll() is None for p in procs):
-        time.sleep(0.005)
-    for p in procs:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-    assert run.status()["state"] == "running", "the run finished before it could be killed"
+    branch = Timeline.of(spec).branches[0]
+    kill_after = branch.start + 2  # the 18th step trained: the branch's second
+    with rendezvous(2) as env:
+        procs = _ranks(ddp, spec, env, "--checkpoint-seconds", "0", fault=f"kill:step:{kill_after}")
+        outputs = [p.communicate(timeout=200)[0] for p in procs]
+    assert all(p.returncode == -signal.SIGKILL for p in procs), outputs
+    assert run.status()["state"] == "running"
     with pytest.raises(UserError, match="written by 2 process"):
         _trainer(ddp, spec).resume()
-    procs = ranks()
-    outputs = [p.communicate(timeout=200)[0] for p in procs]
+    with rendezvous(2) as env:
+        procs = _ranks(ddp, spec, env)
+        outputs = [p.communicate(timeout=200)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     one, two = single.run(spec.run_id), ddp.run(spec.run_id)
-    assert two.status()["state"] == "done" and two.status()["resumed_from_step"] > 0
+    assert two.status()["state"] == "done" and two.status()["resumed_from_step"] == branch.start + 2
     assert [(r["tokens"], r["branch"]) for r in two.evals()] == [(r["tokens"], r["branch"]) for r in one.evals()]
     assert [r["loss_val"] for r in two.evals()] == pytest.approx([r["loss_val"] for r in one.evals()], rel=1e-5)
     assert sorted(p.name.split(".")[-2] for p in run.checkpoint_dir.glob("optimizer-*.pt")) == ["rank0", "rank1"]

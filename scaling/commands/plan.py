@@ -56,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from scaling.errors import UserError
     from scaling.runs.costs import costs, param_counts
     from scaling.runs.graph import with_dependencies
 
+    if not 0 < args.mfu <= 1:
+        raise UserError(f"--mfu {args.mfu!r}: expected a fraction of the peak in (0, 1], e.g. 0.3")
     sweep, store = open_sweep(args)
     rate, source = measured_flops_per_second(store)
     slurm = slurm_rates(sweep) if rate is None else None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from scaling.data.sources import SourceConfig, parse_sources, validate_sources
 from scaling.errors import UserError, unknown_choice
+from scaling.reading import read_text
 
 EXTRACTORS = ("logmel", "hubert")
 
@@ -105,7 +106,7 @@ def resolve_corpus(name_or_path: str) -> CorpusConfig:
     from scaling.spec import from_dict
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path, "corpus config")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"corpus config {str(path)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
 

@@ -15,7 +15,6 @@ duplicates and keeps run lengths (durations in frames) so words can still be ali
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from scaling.data.features import FRAME_S, SAMPLE_RATE, log_mel_25hz
 from scaling.errors import UserError
+from scaling.reading import load_pretrained, read_json
 
 
 class LogMelExtractor:
@@ -55,14 +55,14 @@ class HubertExtractor:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise UserError(f"corpus.units.hubert_model = {model_dir!r}: no config.json there; expected a local HubertModel directory")
-        config = json.loads((self.model_dir / "config.json").read_text())
+        config = read_json(self.model_dir / "config.json", "corpus.units.hubert_model config", dict)
         n_layers = int(config.get("num_hidden_layers", 0))
         if not 0 <= layer <= n_layers:
             raise UserError(f"corpus.units.hubert_layer = {layer}: expected 0..{n_layers} for {model_dir}")
         self.layer = layer
         self.frame_s = float(np.prod(config.get("conv_stride", [5, 2, 2, 2, 2, 2, 2]))) / SAMPLE_RATE
         pre = self.model_dir / "preprocessor_config.json"
-        self.normalize = bool(json.loads(pre.read_text()).get("do_normalize", False)) if pre.is_file() else False
+        self.normalize = bool(read_json(pre, "HuBERT preprocessor config", dict).get("do_normalize", False)) if pre.is_file() else False
         self.masked = config.get("feat_extract_norm", "group") == "layer"
         self.batch_seconds = float(batch_seconds)
         self._model = None
@@ -78,7 +78,7 @@ class HubertExtractor:
             from transformers import HubertModel
 
             self._device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-            self._model = HubertModel.from_pretrained(str(self.model_dir), local_files_only=True).eval().to(self._device)
+            self._model = load_pretrained(HubertModel, self.model_dir, "corpus.units.hubert_model").eval().to(self._device)
         return self._model
 
     def features(self, audio16k: np.ndarray) -> np.ndarray:

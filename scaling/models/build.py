@@ -9,6 +9,7 @@ import torch
 
 from scaling.errors import UserError, unknown_choice
 from scaling.models.families import FAMILIES
+from scaling.reading import load_pretrained
 from scaling.spec import ModelSpec
 
 
@@ -39,7 +40,7 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
-    lm = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32, local_files_only=True)
+    lm = load_pretrained(AutoModelForCausalLM, path, "init_from text LM", attn_implementation="sdpa", dtype=torch.float32)
     rows = lm.get_input_embeddings().weight.shape[0]
     n_text = rows if n_text_vocab is None else n_text_vocab
     if n_text > rows:

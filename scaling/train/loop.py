@@ -41,6 +41,7 @@ from scaling.spec import RunSpec
 from scaling.store import RunDir, now
 from scaling.train.batches import global_windows, make_labels
 from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
+from scaling.train.faults import fault_point
 from scaling.train.metrics import RowLog, Throughput, accounting_row, branch_row, measure_peak_flops, spent
 from scaling.train.parallel import largest_micro_batch, wrap
 from scaling.train.schedule import learning_rate
@@ -242,6 +243,7 @@ class Trainer:
                 last_checkpoint = time.monotonic()
                 if broadcast_flag(self.should_stop(), self.world, self.device):
                     return Outcome.STOPPED
+            fault_point("step")
         return Outcome.DONE
 
 

@@ -23,8 +23,9 @@ import torch
 
 from scaling.data import MARKER, PAD, SPEECH, TEXT
 from scaling.errors import UserError
-from scaling.train.checkpoint import drop_shards, load_checkpoint, load_shard, save_checkpoint, save_shard
-from scaling.train.distributed import World, barrier
+from scaling.reading import UnreadableFile
+from scaling.train.checkpoint import LATEST, drop_shards, load_checkpoint, load_shard, save_checkpoint, save_shard, set_aside
+from scaling.train.distributed import World, barrier, broadcast_flag
 
 
 @dataclass
@@ -77,6 +78,7 @@ class TrainingState:
         self.branch: int | None = None  # index of the decay branch being trained
         self.next_branch = 0  # branches before this index are done
         self.trunk: dict[str, Any] | None = None  # the trunk's line while a branch trains
+        self.discarded: str | None = None  # why resume set an unreadable checkpoint aside (one line), if it did
 
     def line(self) -> dict[str, Any]:
         """The line in progress: weights, this rank's optimizer state, step, tokens."""
@@ -123,19 +125,21 @@ class TrainingState:
 
     def resume(self) -> dict[str, int] | None:
         """Load the latest checkpoint, if any; returns the rows the run's logs held at it (None
-        without a checkpoint). UserError when it was written by another number of processes."""
-        state = load_checkpoint(self.directory)
-        shards = state and state.pop("shards", None)
-        if state is not None and (shards or {}).get("world_size", 1) != self.world.size:
-            raise UserError(f"the checkpoint in {self.directory} was written by {(shards or {}).get('world_size', 1)} "
-                            f"process(es), each holding its share of the optimizer state; expected to resume with as many, not {self.world.size}")
+        without a checkpoint). UserError when it was written by another number of processes, or
+        holds objects other than tensors and plain data. A checkpoint that cannot be read (on any
+        rank) is moved aside by rank 0 and every rank starts again from scratch;
+        :attr:`discarded` then says so in one line."""
+        try:
+            state, problem = self._read_checkpoint(), None
+        except UnreadableFile as exc:
+            state, problem = None, str(exc)
+        if broadcast_flag(problem is not None, self.world, next(self.model.parameters()).device):
+            aside = set_aside(self.directory).name if self.world.is_main and (self.directory / LATEST).exists() else None
+            self.discarded = (f"{problem or 'another process could not read its part of the checkpoint'}; "
+                              + (f"moved aside to {aside}, " if aside else "") + "training starts again from scratch")
+            return None
         if state is None:
             return None
-        if shards:
-            shard = load_shard(self.directory, shards["tag"], self.world.rank)
-            state["optimizer"] = shard["trunk"]
-            if state["branch"] is not None:
-                state["branch"]["line"]["optimizer"] = shard["branch"]
         if state["branch"] is None:
             self.load_line(state)
         else:
@@ -144,3 +148,17 @@ class TrainingState:
             self.load_line(state["branch"]["line"])
         self.next_branch = state["next_branch"]
         return dict(state["rows"])
+
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """The latest checkpoint with this rank's optimizer shard in place, or None."""
+        state = load_checkpoint(self.directory)
+        shards = state and state.pop("shards", None)
+        if state is not None and (shards or {}).get("world_size", 1) != self.world.size:
+            raise UserError(f"the checkpoint in {self.directory} was written by {(shards or {}).get('world_size', 1)} "
+                            f"process(es), each holding its share of the optimizer state; expected to resume with as many, not {self.world.size}")
+        if shards:
+            shard = load_shard(self.directory, shards["tag"], self.world.rank)
+            state["optimizer"] = shard["trunk"]
+            if state["branch"] is not None:
+                state["branch"]["line"]["optimizer"] = shard["branch"]
+        return state
