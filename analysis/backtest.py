@@ -7,7 +7,7 @@ Usage: python analysis/backtest.py TABLE --out DIR [--loss COL] [--bootstrap K] 
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("backtest"))

@@ -7,7 +7,7 @@ Usage: python analysis/fig1_metric_vs_compute.py TABLE --out DIR [--style slides
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("fig1_metric_vs_compute"))

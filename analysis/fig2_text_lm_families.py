@@ -7,7 +7,7 @@ Usage: python analysis/fig2_text_lm_families.py TABLE --out DIR [--style slides]
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("fig2_text_lm_families"))

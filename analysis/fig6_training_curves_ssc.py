@@ -7,7 +7,7 @@ Usage: python analysis/fig6_training_curves_ssc.py TABLE --out DIR [--style slid
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("fig6_training_curves_ssc"))

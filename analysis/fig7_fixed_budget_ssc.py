@@ -6,7 +6,7 @@ Usage: python analysis/fig7_fixed_budget_ssc.py TABLE --out DIR [--style slides]
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("fig7_fixed_budget_ssc"))

@@ -7,7 +7,7 @@ Usage: python analysis/loss_vs_compute.py TABLE --out DIR [--loss COL] [--bootst
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("loss_vs_compute"))

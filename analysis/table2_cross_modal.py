@@ -6,7 +6,7 @@ Usage: python analysis/table2_cross_modal.py TABLE --out DIR [--style slides] [-
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("table2_cross_modal"))

@@ -6,7 +6,7 @@ Usage: python analysis/table4_data_sizes.py TABLE --out DIR [--style slides] [--
 
 import sys
 
-from scaling.figures.script import main
+from scaling.commands.figure_script import main
 
 if __name__ == "__main__":
     sys.exit(main("table4_data_sizes"))

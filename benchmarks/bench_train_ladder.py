@@ -2,8 +2,8 @@
 against four independent cosine runs: compute spent and final validation losses, side by side.
 
 Not a test. The branched run trains its trunk to 8D and branches a short decay (``--decay`` of each
-budget's steps) from the stable phase at D, 2D and 4D (:mod:`scaling.train.schedule`). Its cost is
-every token it trains (trunk plus branches, ``Plan.tokens_spent``) in 6·N·D FLOPs; the independent
+budget's steps) from the stable phase at D, 2D and 4D (:mod:`scaling.runs.timeline`). Its cost is
+every token it trains (trunk plus branches, ``Timeline.tokens_spent``) in 6·N·D FLOPs; the independent
 runs cost 6·N·(D + 2D + 4D + 8D). Wall-clock times are printed too (noisy on a shared machine).
 
 Targets (issue 5): the ladder costs ≤ 65 % of the independent runs' FLOPs, and its loss at every
@@ -31,9 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from scaling.data import prepare_data  # noqa: E402
 from scaling.models import resolve_model  # noqa: E402
-from scaling.models.build import build_model  # noqa: E402
+from scaling.runs.materialise import materialise  # noqa: E402
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
 from scaling.store import Store  # noqa: E402
 from scaling.train.loop import Trainer  # noqa: E402
@@ -41,11 +40,10 @@ from scaling.train.loop import Trainer  # noqa: E402
 
 def train(store: Store, spec: RunSpec) -> tuple[Trainer, float]:
     """Train ``spec`` to the end in this process; returns the trainer and the wall time in seconds."""
-    prep = prepare_data(spec.data, store.cache, seed=spec.seed)
-    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
-    trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model, checkpoint_seconds=1e9)
+    built = materialise(spec, store)
+    trainer = Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model, checkpoint_seconds=1e9)
     start = time.perf_counter()
-    assert trainer.fit() == "done"
+    assert trainer.train_to_budget() == "done"
     return trainer, time.perf_counter() - start
 
 
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace, store: Store) -> None:
     rows = trainer.run.evals()
     wsd = {r["tokens"]: r["loss_val"] for r in rows if r["branch"]} | {rows[-1]["tokens"]: rows[-1]["loss_val"]}
     n_total = trainer.counts.total
-    ladder_flops = 6 * n_total * trainer.plan.tokens_spent
+    ladder_flops = 6 * n_total * trainer.timeline.tokens_spent
     cosine, cosine_s = {}, 0.0
     for tokens in budgets:
         alone, seconds = train(store, replace(base, train=replace(base.train, tokens=tokens)).validate())

@@ -1,14 +1,14 @@
 """Training throughput of the engine against the Hugging Face ``Trainer``, and model FLOP utilisation.
 
 Not a test: it prints figures and ratios side by side. For each size, both trainers get the same
-model (``build_model``, same seed), the same windows in the same order (the run's data, labels
+model (``scaling.runs.materialise``, same seed), the same windows in the same order (the run's data, labels
 already shifted, so both train the same positions), the same global batch in one forward pass,
 and the same optimisation (AdamW fused, weight decay 0.1, betas 0.9/0.95, clipping 0.5, cosine
 schedule). Throughput is the median over all timed steps of the wall time between the ends of
 successive steps (after ``--warmup`` steps), in trained tokens per second; the two trainers
 alternate ``--repeats`` times, so load from other processes falls on both. ``best`` is the ratio
 of the two fastest steps, the least disturbed by other processes. MFU is the engine's
-6·N_total·tokens/s over the fp32 matmul peak (:func:`scaling.train.loop.measure_peak_flops`)
+6·N_total·tokens/s over the fp32 matmul peak (:func:`scaling.train.metrics.measure_peak_flops`)
 measured in this process at the same thread count, the higher of two measurements taken before
 and after the timing.
 
@@ -32,20 +32,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from scaling.data import prepare_data  # noqa: E402
 from scaling.models import count_params, resolve_model  # noqa: E402
-from scaling.models.build import build_model  # noqa: E402
+from scaling.runs.materialise import materialise, run_data  # noqa: E402
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
 from scaling.store import Store  # noqa: E402
-from scaling.train.loop import Trainer, make_labels, measure_peak_flops  # noqa: E402
+from scaling.train.batches import make_labels  # noqa: E402
+from scaling.train.loop import Trainer  # noqa: E402
+from scaling.train.metrics import measure_peak_flops  # noqa: E402
 
 TARGETS = {"1M": 1.3, "10M": 1.0}
 
 
-def engine_step_times(spec: RunSpec, store: Store, prep, steps: int) -> list[float]:
-    """Seconds per step of the engine's loop (``Trainer.train_step`` back to back, as ``fit`` runs it)."""
-    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
-    trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
+def engine_step_times(spec: RunSpec, store: Store, steps: int) -> list[float]:
+    """Seconds per step of the engine's loop (``Trainer.train_step`` back to back, as ``train_to_budget`` runs it)."""
+    built = materialise(spec, store)
+    trainer = Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model)
     ends = [time.perf_counter()]
     for _ in range(steps):
         trainer.train_step()
@@ -56,15 +57,15 @@ def engine_step_times(spec: RunSpec, store: Store, prep, steps: int) -> list[flo
 GEMM_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
-def gemm_seconds_per_step(spec: RunSpec, store: Store, prep, steps: int) -> float:
+def gemm_seconds_per_step(spec: RunSpec, store: Store, steps: int) -> float:
     """Seconds per engine step spent inside the model's dense matrix products (``aten::mm`` and
     friends, self time under the profiler): work that any trainer of this model must do, already
     running at the BLAS library's speed. ``HF step time / this`` is the ceiling of the speed-up any
     trainer could reach over the HF ``Trainer`` on the same model while keeping its kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
-    trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
+    built = materialise(spec, store)
+    trainer = Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model)
     trainer.train_step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
@@ -72,10 +73,13 @@ def gemm_seconds_per_step(spec: RunSpec, store: Store, prep, steps: int) -> floa
     return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in GEMM_OPS) / 1e6 / steps
 
 
-def hf_step_times(spec: RunSpec, prep, steps: int, out_dir: Path) -> list[float]:
+def hf_step_times(spec: RunSpec, store: Store, steps: int, out_dir: Path) -> list[float]:
     """Seconds per step of ``transformers.Trainer`` on the same model, windows, batch and optimizer."""
     from torch.utils.data import Dataset, SequentialSampler
     from transformers import PrinterCallback, Trainer as HFTrainer, TrainerCallback, TrainingArguments
+
+    built = materialise(spec, store)
+    prep = built.data
 
     class Windows(Dataset):
         def __len__(self):
@@ -105,8 +109,7 @@ def hf_step_times(spec: RunSpec, prep, steps: int, out_dir: Path) -> list[float]
                              adam_epsilon=1e-8, max_grad_norm=t.grad_clip, lr_scheduler_type="cosine", warmup_steps=0,
                              logging_strategy="no", save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
                              dataloader_num_workers=0, dataloader_pin_memory=False, seed=0)
-    model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
-    hf = InOrder(model=model, args=args, train_dataset=Windows(), callbacks=[Clock()])
+    hf = InOrder(model=built.model, args=args, train_dataset=Windows(), callbacks=[Clock()])
     hf.remove_callback(PrinterCallback)
     hf.train()
     return [b - a for a, b in zip(ends, ends[1:])]
@@ -141,14 +144,14 @@ def run(args: argparse.Namespace, work: Path) -> None:
         model = resolve_model(ModelSpec(family="llama", size=size))
         spec = RunSpec(model=model, data=DataSpec(mode="text", corpus=args.corpus, context=args.context),
                        train=TrainSpec(tokens=10**12, batch_size=args.batch, lr=3e-3, eval_points=1)).validate()
-        prep = prepare_data(spec.data, store.cache, seed=0)
+        prep = run_data(spec, store)
         peaks = [measure_peak_flops(torch.device("cpu"), seconds=1.0)]
         times: dict[str, list[float]] = {"engine": [], "hf": []}
         for _ in range(args.repeats):
-            times["engine"] += engine_step_times(spec, store, prep, n_steps)[args.warmup:]
-            times["hf"] += hf_step_times(spec, prep, n_steps, work / "hf")[args.warmup:]
+            times["engine"] += engine_step_times(spec, store, n_steps)[args.warmup:]
+            times["hf"] += hf_step_times(spec, store, n_steps, work / "hf")[args.warmup:]
         peaks.append(measure_peak_flops(torch.device("cpu"), seconds=1.0))
-        gemm = gemm_seconds_per_step(spec, store, prep, 4)
+        gemm = gemm_seconds_per_step(spec, store, 4)
         tokens = args.batch * args.context
         engine, hf = (tokens / statistics.median(times[k]) for k in ("engine", "hf"))
         n_total = count_params(spec.model, prep.vocab_size, prep.n_added_vocab, args.context).total

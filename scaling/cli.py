@@ -24,11 +24,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("status", "scaling.commands.status", "show the state of every run of a sweep"),
     ("cancel", "scaling.commands.cancel", "cancel the queued or running jobs of a sweep"),
     ("collect", "scaling.commands.collect", "gather every run of a store into one results table (CSV + Parquet)"),
-    ("fit", "scaling.fit.command", "fit a scaling law to a results table or any CSV"),
-    ("figures", "scaling.figures.command", "draw the paper figures from a results table"),
+    ("fit", "scaling.commands.fit", "fit a scaling law to a results table or any CSV"),
+    ("figures", "scaling.commands.figures", "draw the paper figures from a results table"),
     ("demo", "scaling.commands.demo", "plan, launch, collect, fit and draw the embedded demo sweep"),
-    ("data", "scaling.data.command", "build and inspect speech-text corpora"),
-    ("eval", "scaling.evaluation.command", "score a saved run or checkpoint on a benchmark"),
+    ("data", "scaling.commands.data", "build and inspect speech-text corpora"),
+    ("eval", "scaling.commands.evaluate", "score a saved run or checkpoint on a benchmark"),
     ("pretrain-text", "scaling.commands.pretrain_text", "pre-train a small text LM on the shipped text (for text-LM initialisation offline)"),
 ]
 

@@ -6,10 +6,10 @@ Columns: every spec field, flattened with underscores (``model_family``, ``data_
 ``tokens_text``, ``tokens_marker``, ``flops_6nd``, ``flops_6nd_nonembed``, ``flops_exact``); the
 parameter counts (``params_total``, ``params_non_embedding``, ``params_embedding``,
 ``params_embedding_speech``); the metrics (``loss_train``, ``loss_val``, ``loss_val_speech``,
-``loss_val_text``, ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
+``loss_val_text``, ``loss_val_speech_only`` (:mod:`scaling.train.speech_only`), ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
 evaluation point, and every decay branch's point).
 
-Decay branches (``train.branch_tokens``, see :mod:`scaling.train.schedule`): ``branch`` is true on
+Decay branches (``train.branch_tokens``, see :mod:`scaling.runs.timeline`): ``branch`` is true on
 a branch's row, whose ``tokens`` and ``flops_*`` are those of the branch's budget as if it were an
 independent run (so fits treat it as one more (N, D) point); ``branch_from_step`` /
 ``branch_from_tokens`` say where it left the run's trunk and ``branch_cost_tokens`` /
@@ -27,14 +27,10 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.results_table import arrange, write_table
 from scaling.spec import to_dict
 from scaling.store import Store
 
-FRONT = ["run_id", "name", "sweep", "status", "final", "branch", "step", "tokens", "tokens_speech", "tokens_text", "tokens_marker",
-         "params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
-         "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text", "loss_val_speech_only",
-         "branch_from_step", "branch_from_tokens", "branch_cost_tokens", "branch_cost_flops_6nd", "branch_cost_flops_6nd_nonembed",
-         "branch_cost_flops_exact", "tokens_spent", "flops_6nd_spent", "flops_6nd_nonembed_spent", "flops_exact_spent"]
 SUMMARY_KEYS = ("params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
                 "tokens_spent", "flops_6nd_spent", "flops_6nd_nonembed_spent", "flops_exact_spent")
 
@@ -72,19 +68,7 @@ def collect_rows(store: Store, sweep: str | None = None) -> list[dict[str, Any]]
 
 
 def collect(store: Store, out: Path | None = None, sweep: str | None = None) -> tuple[pd.DataFrame, list[Path]]:
-    """Build the table and write it as CSV and Parquet (atomically); returns it and the paths written."""
-    rows = collect_rows(store, sweep)
-    df = pd.DataFrame(rows)
-    if not df.empty:
-        df = df[[c for c in FRONT if c in df.columns] + sorted(c for c in df.columns if c not in FRONT)]
-        df = df.drop(columns=[c for c in ("time",) if c in df.columns])
-    out = Path(out) if out else store.root / "results"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for suffix, writer in ((".csv", lambda p: df.to_csv(p, index=False)), (".parquet", lambda p: df.to_parquet(p, index=False))):
-        target = out.with_suffix(suffix)
-        tmp = target.with_name(f".{target.name}.tmp")
-        writer(tmp)
-        tmp.replace(target)
-        paths.append(target)
-    return df, paths
+    """Build the table and write it as CSV and Parquet (:func:`scaling.results_table.write_table`);
+    returns it and the paths written."""
+    df = arrange(pd.DataFrame(collect_rows(store, sweep)))
+    return df, write_table(df, Path(out) if out else store.root / "results")

@@ -19,16 +19,18 @@ A sweep file (YAML) declares a grid::
       params: total                # N used by tokens_per_param and flops: total | non_embedding
       branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
       window: [10, 400]            # optional: a size trains a budget only where D/N lies in this range
+    mirrors: {tensorboard: true, wandb: my-project}   # optional: also log rows there (scaling.spec.MirrorSpec)
 
 Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flops`` gives an
 IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
 ``branches: true`` (needs ``train.schedule: wsd``) a grid point trains once, to its largest budget,
 and reaches the others by short decay branches from the stable phase (``train.branch_tokens``;
-see :mod:`scaling.train.schedule`), instead of one run per budget. ``window: [lo, hi]`` keeps a
+see :mod:`scaling.runs.timeline`), instead of one run per budget. ``window: [lo, hi]`` keeps a
 (size, budget) point only where its tokens per parameter D/N (N as ``params`` says) lies in
 [lo, hi]: an IsoFLOP grid then trains each budget at the sizes around its optimum, as Hoffmann et
 al. did, instead of every size at every budget (a small size at the largest budget costs the most
-tokens and lies far from that budget's optimum). ``key=value`` overrides from the command line change ``base`` (``train.lr=1e-3``), a grid axis
+tokens and lies far from that budget's optimum). ``key=value`` overrides from the command line
+change ``base`` (``train.lr=1e-3``), a grid axis
 (``grid.model.size=[1M,3M]``), the budget (``budget.tokens=[1e6]``) or top-level keys
 (``name=x``). Unknown keys, impossible values and empty grids are errors naming the key.
 """
@@ -43,11 +45,15 @@ from typing import Any
 
 import yaml
 
-from scaling.errors import UserError, unknown_choice
-from scaling.spec import RunSpec, TrainSpec, from_dict, parse_count
-from scaling.train.schedule import Plan
+from scaling.errors import UserError, safe_name, unknown_choice
+from scaling.reading import read_text
+from scaling.spec import MAX_TOKENS, MirrorSpec, RunSpec, TrainSpec, check_architecture, from_dict, parse_count
+from scaling.runs.timeline import Timeline
 
-TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel")
+TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors")
+#: the type of each top-level key that has one (checked when a sweep file is read)
+SECTION_TYPES = {"name": str, "description": str, "store": str, "base": dict, "grid": dict, "variants": list, "budget": dict,
+                 "executor": str, "slurm": dict, "mirrors": dict}
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
 BUDGET_OPTIONS = ("params", "branches", "window")
 PARAM_CONVENTIONS = ("total", "non_embedding")
@@ -65,6 +71,16 @@ class Sweep:
     @property
     def store_root(self) -> str:
         return str(self.config.get("store") or f"results/{self.name}")
+
+    @property
+    def mirrors(self) -> MirrorSpec:
+        """The sweep's ``mirrors:`` section (none by default)."""
+        return mirror_spec(self.config)
+
+
+def mirror_spec(config: dict[str, Any]) -> MirrorSpec:
+    """The ``mirrors:`` section of a sweep config, strictly parsed (UserError naming a bad key)."""
+    return from_dict(MirrorSpec, config.get("mirrors") or {}, "mirrors")
 
 
 def _yaml_value(text: str) -> Any:
@@ -92,6 +108,8 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise UserError(f"override {item!r}: expected key=value, e.g. train.lr=1e-3 or grid.model.size=[1M,3M]")
         key, raw = item.split("=", 1)
         key, value = key.strip(), _yaml_value(raw)
+        if not all(key.split(".")):
+            raise UserError(f"override {item!r}: expected a dotted key such as train.lr or grid.model.size before '='")
         head = key.split(".", 1)[0]
         if head in ("grid", "budget") and "." in key:
             section = config.setdefault(head, {})
@@ -111,8 +129,9 @@ def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> dict[str, 
     path = Path(path)
     if not path.exists():
         raise UserError(f"sweep file {str(path)!r} does not exist; expected a YAML file such as sweeps/demo.yaml")
+    text = read_text(path, "sweep file")
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -124,6 +143,11 @@ def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> dict[str, 
         if key not in TOP_KEYS:
             raise unknown_choice(f"top-level key in {path.name}:", key, TOP_KEYS)
     config.setdefault("name", path.stem)
+    for key, kind in SECTION_TYPES.items():
+        value = config.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = {dict: "a mapping", list: "a list", str: "a string"}[kind]
+            raise UserError(f"sweep {key} = {value!r} in {path.name}: expected {expected}")
     return config
 
 
@@ -188,10 +212,11 @@ def _trains(spec: RunSpec, tokens: list[int], branched: bool) -> list[TrainSpec]
 def expand(config: dict[str, Any], source: str = "") -> Sweep:
     """Expand a sweep config into validated, resolved run specs: one per grid point × variant × budget,
     or one per grid point × variant carrying its smaller budgets as decay branches (``budget.branches``)."""
-    from scaling.models import count_params, resolve_model
-    from scaling.layout import vocab_layout
+    from scaling.models import resolve_model
+    from scaling.runs.costs import param_counts
 
-    name = str(config["name"])
+    name = safe_name(config["name"], "sweep name")
+    mirror_spec(config)
     base = config.get("base") or {}
     grid = config.get("grid") or {}
     variants = config.get("variants") or [{}]
@@ -214,9 +239,8 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             spec_dict = _merge(base, _dotted_to_nested(flat))
             spec_dict["sweep"] = name
             spec = from_dict(RunSpec, spec_dict)
-            spec = replace(spec, model=resolve_model(spec.model))
-            vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
-            counts = count_params(spec.model, vocab, added, spec.data.context)
+            spec = replace(spec, model=check_architecture(resolve_model(spec.model)))
+            counts = param_counts(spec)
             n = counts.total if convention == "total" else counts.non_embedding
             point_tokens = []
             for b in budgets:
@@ -225,13 +249,16 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
                     continue
                 if tokens < spec.data.context:
                     raise UserError(f"budget.{kind} = {b:g} gives {tokens:.0f} tokens for model.size = {spec.model.size}; expected at least one context window ({spec.data.context} tokens)")
+                if tokens > MAX_TOKENS:
+                    raise UserError(f"budget.{kind} = {b:g} gives {tokens:.3g} tokens for model.size = {spec.model.size}; expected at "
+                                    f"most {MAX_TOKENS:.0e} tokens (a sanity bound, 60x the largest published training runs)")
                 point_tokens.append(int(round(tokens)))
             if not point_tokens:
                 raise UserError(f"model.size = {spec.model.size}: no budget gives tokens per parameter within budget.window = "
                                 f"[{lo:g}, {hi:g}]; expected a wider window or sizes nearer the budgets")
             for train in _trains(spec, point_tokens, branched):
                 run = replace(spec, train=train).validate()
-                Plan.of(run)
+                Timeline.of(run)
                 if run.run_id not in seen:
                     seen.add(run.run_id)
                     runs.append(run)

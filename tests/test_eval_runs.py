@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ from scaling.data.wordnet import split_of
 from scaling.errors import UserError
 from scaling.evaluation.offline import OFFLINE_SETS, speech_benchmark
 from scaling.store import RunDir
+from scaling.train.loop import EvalPoint
 from tests.helpers import link_cache, scaling, write_sweep
 
 TINY = PRESETS["tiny"]
@@ -81,10 +83,10 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
         text_lm.save_pretrained(tmp_path / "lm")
         AutoTokenizer.from_pretrained(vocabs["text_lm"]).save_pretrained(tmp_path / "lm")
         spec = SimpleNamespace(init="text-lm", init_from=str(tmp_path / "lm"), data=context)
-    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), spec=spec,
-                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=7))
-    early = benchmark_metrics(trainer, 3)
-    metrics = benchmark_metrics(trainer, 7)
+    point = functools.partial(EvalPoint, run, spec, SimpleNamespace(vocab=vocab, corpus_config=TINY, corpus=None), _model(vocab),
+                              torch.device("cpu"), branch=None)
+    early = benchmark_metrics(point(step=3, final=False))
+    metrics = benchmark_metrics(point(step=7, final=True))
     speech = {"acc_stc", "acc_ssc", "acc_ms_stc", "acc_ms_ssc", "acc_sblimp", "acc_swuggy"}
     cross = {f"acc_ms_{b}_{d}" for b in ("stc", "ssc") for d in ("s2t", "t2s", "t2t", "textlm")}
     assert set(metrics) == (speech | cross if mode == "interleaved" else speech) and set(early) == speech
@@ -113,7 +115,7 @@ def test_silent_audio_and_codebook_mismatch_are_errors(tmp_path, cache, vocabs):
         run_tasks(_model(vocabs["speech"]), small, tasks, benches)
     with pytest.raises(UserError, match="vocabulary mismatch: benchmark 'stc'.*k=32.*16 unit tokens"):
         run_tasks(_model(vocabs["speech"]), small, [Task("acc_stc", "stc", "s2s")], benches)
-    from scaling.data.corpus import open_corpus
+    from scaling.data.build import open_corpus
     from scaling.evaluation.format import Benchmark, Pair, Segment, write_benchmark
 
     write_benchmark(tmp_path / "other.jsonl", Benchmark("other", (Pair("p", Segment(units=np.array([1])), Segment(units=np.array([2]))),),
@@ -178,8 +180,8 @@ def test_hook_skips_sets_a_corpus_cannot_provide(tmp_path, cache, vocabs, capsys
     run = RunDir(store / "runs" / "r-text")
     run.path.mkdir(parents=True)
     vocab = Vocabulary(tmp_path / "text")
-    trainer = SimpleNamespace(run=run, prep=SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), spec=SimpleNamespace(init="scratch", data=SimpleNamespace(context=256)),
-                              device=torch.device("cpu"), model=_model(vocab), branch=None, plan=SimpleNamespace(n_steps=1))
-    metrics = benchmark_metrics(trainer, 1)
+    metrics = benchmark_metrics(EvalPoint(run, SimpleNamespace(init="scratch", data=SimpleNamespace(context=256)),
+                                          SimpleNamespace(vocab=vocab, corpus_config=config, corpus=None), _model(vocab),
+                                          torch.device("cpu"), step=1, branch=None, final=True))
     assert "acc_ms_stc_t2t" in metrics and "acc_sblimp_text" not in metrics
     assert "skipping sblimp: offline benchmark 'sblimp': corpus 'odd' yields no pairs" in capsys.readouterr().out

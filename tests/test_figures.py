@@ -13,10 +13,13 @@ import pytest
 
 from scaling.cli import main as cli
 from scaling.errors import UserError
-from scaling.figures.registry import Context, entries
-from scaling.figures.style import STYLES, Palette, human, sci
+from scaling.figures.registry import Context
+from scaling.figures.render import entries
+from scaling.figures.style import STYLES, Palette, sci
+from scaling.formatting import human
 from scaling.figures.fits import budgets
-from scaling.figures.table import Columns, Skip, load, prepare
+from scaling.figures.table import Columns, Skip, prepare
+from scaling.results_table import read_table
 from tests.test_figures_fixtures import families_table, study_table
 
 matplotlib.use("Agg")
@@ -198,7 +201,7 @@ def test_prepare_checks_types_and_derives_compute():
     bad = study_table()
     bad["loss_val"] = bad["loss_val"].astype(object)
     bad.loc[3, "loss_val"] = "nan?"
-    with pytest.raises(UserError, match=r"column 'loss_val' row 4 holds 'nan\?'; expected a number"):
+    with pytest.raises(UserError, match=r"column 'loss_val' row 3 has 'nan\?'; expected a number"):
         prepare(bad, Columns())
     no_compute = context(df.drop(columns=["params_total"]))
     assert "flops_6nd" not in no_compute.table.columns
@@ -234,15 +237,15 @@ def test_tick_labels_are_readable(paper_figures):
 
 def test_load_errors_are_one_line(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        load(tmp_path / "missing.csv")
+        read_table(tmp_path / "missing.csv")
     with pytest.raises(UserError, match="is a directory"):
-        load(tmp_path)
+        read_table(tmp_path)
     (tmp_path / "empty.csv").write_text("a,b\n")
     with pytest.raises(UserError, match="has no rows"):
-        load(tmp_path / "empty.csv")
+        read_table(tmp_path / "empty.csv")
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(UserError, match="cannot read results table"):
-        load(tmp_path / "bad.parquet")
+    with pytest.raises(UserError, match="cannot read table"):
+        read_table(tmp_path / "bad.parquet")
 
 
 def test_cli_writes_png_pdf_csv_and_says_what_it_wrote(tmp_path, capsys):
@@ -270,7 +273,7 @@ def test_cli_prints_skip_reasons(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["figures", "nope.csv"], "results table 'nope.csv' does not exist"),
+    (["figures", "nope.csv"], "table 'nope.csv' does not exist"),
     (["figures", "{table}", "--only", "fig9"], "unknown figure or table 'fig9'"),
     (["figures", "{table}", "--compute", "flops_exact"], "has no column 'flops_exact' (--compute)"),
     (["figures", "{table}", "--bootstrap", "-1"], "--bootstrap -1"),
@@ -289,8 +292,8 @@ def test_bad_table_in_a_fresh_process_prints_no_traceback(tmp_path):
     table.write_text("run_id,params_total,tokens\nx,abc,3\n")
     proc = subprocess.run([sys.executable, "-m", "scaling.cli", "figures", str(table)], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("scaling figures: error: results table '" + str(table)
-                                   + "': column 'params_total' row 1 holds 'abc'; expected a number")
+    assert proc.stderr.strip() == ("scaling figures: error: table '" + str(table)
+                                   + "': column 'params_total' line 2 has 'abc'; expected a number")
 
 
 def test_list_names_every_figure_and_table(capsys):

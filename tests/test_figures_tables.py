@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from scaling.figures.reference import FILES, load_reference
-from scaling.figures.registry import entries
+from scaling.figures.render import entries
 from scaling.figures.table import Skip
 from tests.test_figures import context
 from tests.test_figures_fixtures import study_table

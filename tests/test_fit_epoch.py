@@ -9,6 +9,7 @@ tests skip when it is absent.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,12 +132,17 @@ def test_cli_on_the_epoch_csv(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0
     assert "240 points of 245 rows" in text
-    assert "0.3473105" in text and "[" in text                      # 7 digits, with intervals
     assert "5.88e+23" in text and "D*/N*" in text                     # allocation table
     assert text.strip().splitlines()[-1] == f"wrote the fit to {out}"
     saved = json.loads(out.read_text())
     assert set(saved["params"]) == {"E", "A", "B", "alpha", "beta"}
-    assert saved["params"]["alpha"] == pytest.approx(0.34731049882, abs=1e-9)
+    # The fit stops when the Newton decrement is <= 1e-14 of the objective, which pins the parameters
+    # to about sqrt(1e-14) ~ 1e-7 relative; CPUs that round differently (AVX-512 against AVX2) land
+    # anywhere inside that, so compare to 1e-6 relative, not to the last bits of one machine.
+    alpha = saved["params"]["alpha"]
+    assert alpha == pytest.approx(0.34731049882, rel=1e-6)
+    printed = re.search(r"^alpha\s+([0-9.]+)\s+\[", text, re.MULTILINE)  # 7 significant digits, with an interval
+    assert printed and float(printed.group(1)) == pytest.approx(alpha, rel=1e-6)
     prov = saved["provenance"]
     assert prov["loss"] == "huber" and prov["delta"] == 1e-3 and prov["bootstrap"] == 100
     assert prov["selection"]["rows_read"] == 245 and prov["selection"]["rows_kept"] == 240

@@ -23,7 +23,7 @@ from scaling.launch.manifest import Manifest
 from scaling.launch.slurm import cancel_runs
 from scaling.store import Store
 from scaling.sweep import load_sweep
-from scaling.train.loop import Plan
+from scaling.runs.timeline import Timeline
 from tests.helpers import PYTHON, REPO, link_cache, scaling, write_sweep
 
 pytestmark = pytest.mark.slurm
@@ -89,7 +89,7 @@ def wait_done(store: Path, run_ids: list[str], timeout: float, poll: float = 1.0
 def assert_metrics_complete(store: Path, spec) -> None:
     """Every logging step exactly once (log every 10 steps, at evaluations and at the end), budget reached."""
     run = Store(store).run(spec.run_id)
-    plan = Plan.of(spec)
+    plan = Timeline.of(spec)
     expected = [s for s in range(1, plan.n_steps + 1) if s % 10 == 0 or s in plan.eval_steps or s == plan.n_steps]
     assert [r["step"] for r in run.metrics()] == expected
     assert [r["step"] for r in run.evals()] == list(plan.eval_steps)

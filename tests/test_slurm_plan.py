@@ -20,7 +20,7 @@ from scaling.launch import scheduler
 from scaling.launch.manifest import JobRecord, Manifest, refresh
 from scaling.launch.resources import SlurmSettings, duration_minutes, memory_mb, resources_for
 from scaling.launch.scheduler import Partition, QueueEntry, parse_sinfo, parse_squeue, parse_time_minutes
-from scaling.launch.slurm import check_store_visible, decide, plan_arrays
+from scaling.launch.slurm import check_store_visible, decide, group_arrays
 from scaling.launch.snapshot import content_id, prune_snapshots, snapshot_code
 from scaling.store import Store
 from scaling.sweep import expand, load_sweep_config
@@ -78,9 +78,9 @@ def test_resources_from_size_budget_and_partition(tmp_path):
     assert (cpu.nodes, cpu.tasks_per_node, cpu.cpus_per_task, cpu.gpus_per_node) == (1, 1, 1, 0)
     assert cpu.mem_mb_per_node % 256 == 0 and cpu.mem_mb_per_node >= 2048
     # 6·N·D / 5e9 FLOP/s x 2, rounded up to the next time step
-    from scaling.launch.resources import run_size
+    from scaling.runs.costs import param_counts
 
-    raw = 6 * run_size(spec) * 1e9 / 5e9 * 2 / 60
+    raw = 6 * param_counts(spec).total * 1e9 / 5e9 * 2 / 60
     assert cpu.time_min >= raw and cpu.time_min in (5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080)
     capped = resources_for(spec, SlurmSettings(), Partition("short", False, True, 30, (HOST,), 2, 8000, 0))
     assert capped.time_min == 30
@@ -129,9 +129,9 @@ def test_refresh_asks_the_queue_once_and_records_ended_jobs(tmp_path):
 def test_decisions_and_arrays_follow_state_attempts_and_dependencies(tmp_path):
     _, sweep = sweep_of(tmp_path, sizes=("20k", "30k"), tokens=(2048, 4096),
                         variants=[{"init": "text-lm", "init_from": "pretrain:4096"}])
-    from scaling.launch.local import order_with_dependencies
+    from scaling.runs.graph import with_dependencies
 
-    specs = order_with_dependencies(list(sweep.runs))
+    specs = with_dependencies(list(sweep.runs))
     assert len(specs) == 6  # 4 runs + 2 text LMs (one per size)
     store = Store(tmp_path / "store")
     for spec in specs:
@@ -150,7 +150,7 @@ def test_decisions_and_arrays_follow_state_attempts_and_dependencies(tmp_path):
     assert decisions[d.run_id].action == "submit" and decisions[d.run_id].after_jobs == ("5_0",)
     # a text LM submitted in the same launch puts its dependents in a later array that waits for it
     fresh = decide(Store(tmp_path / "fresh"), specs, {}, {}, SlurmSettings())
-    arrays = plan_arrays(fresh, SlurmSettings(mem_per_task="1G"), PART, 1001)
+    arrays = group_arrays(fresh, SlurmSettings(mem_per_task="1G"), PART, 1001)
     assert [(x.wave, len(x.runs)) for x in arrays] == [(0, 2), (1, 2), (1, 2)]
     assert {x.after_runs for x in arrays[1:]} == {(lm20.run_id,), (lm30.run_id,)}
 
@@ -158,8 +158,8 @@ def test_decisions_and_arrays_follow_state_attempts_and_dependencies(tmp_path):
 def test_arrays_split_below_max_array_size(tmp_path):
     _, sweep = sweep_of(tmp_path, sizes=("20k", "25k", "30k", "35k", "40k", "50k"), tokens=(1024, 2048))
     decisions = decide(Store(tmp_path / "store"), list(sweep.runs), {}, {}, SlurmSettings())
-    assert [len(a.runs) for a in plan_arrays(decisions, SlurmSettings(max_array_size=5), PART, 1001)] == [5, 5, 2]
-    assert [len(a.runs) for a in plan_arrays(decisions, SlurmSettings(), PART, 4)] == [4, 4, 4]  # the cluster's MaxArraySize
+    assert [len(a.runs) for a in group_arrays(decisions, SlurmSettings(max_array_size=5), PART, 1001)] == [5, 5, 2]
+    assert [len(a.runs) for a in group_arrays(decisions, SlurmSettings(), PART, 4)] == [4, 4, 4]  # the cluster's MaxArraySize
 
 
 def test_store_on_a_node_local_filesystem_is_refused_for_a_multi_node_partition(tmp_path):
@@ -339,11 +339,12 @@ def test_the_paper_sweep_file_plans_on_an_8_gpu_partition():
 def test_job_signals_environment_and_key(monkeypatch):
     import signal
 
-    from scaling.launch.slurm_job import SignalStop, job_key, set_distributed_env
+    from scaling.launch.slurm_job import job_key, set_distributed_env
+    from scaling.train.signals import StopSignal
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT)}
     try:
-        stop = SignalStop().install()
+        stop = StopSignal().install()
         assert not stop()
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop() and stop.signum == signal.SIGTERM

@@ -12,7 +12,7 @@ from scaling.models import FAMILIES, count_params, resolve_model
 from scaling.models.build import build_model
 from scaling.spec import ModelSpec, RunSpec, from_dict, parse_count
 from scaling.sweep import apply_overrides, expand, load_sweep
-from scaling.layout import vocab_layout
+from scaling.runs.vocabulary import vocabulary_rows
 
 
 def test_run_id_ignores_sweep_name_and_tracks_result_fields():
@@ -85,12 +85,12 @@ def test_budget_tokens_per_param_and_isoflop():
     sweep = expand(_config(tokens_per_param=[2, 4]))
     assert len(sweep.runs) == 2 * 2 * 2
     for run in sweep.runs:
-        vocab, added = vocab_layout(run.data)
+        vocab, added = vocabulary_rows(run)
         n = count_params(run.model, vocab, added, 32).total
         assert run.train.tokens / n in (pytest.approx(2, rel=1e-4), pytest.approx(4, rel=1e-4))
     iso = expand(_config(flops=[1e12]))
     for run in iso.runs:
-        vocab, added = vocab_layout(run.data)
+        vocab, added = vocabulary_rows(run)
         n = count_params(run.model, vocab, added, 32).total
         assert 6 * n * run.train.tokens == pytest.approx(1e12, rel=1e-4)
     assert len({r.run_id for r in iso.runs}) == len(iso.runs)
@@ -185,5 +185,19 @@ def test_run_ids_are_stable_across_later_fields():
     assert branched.run_id == "dce95c0f4781"
     assert RunSpec(data=DataSpec(val_exclude=("espeak",))).run_id != RunSpec().run_id
     assert RunSpec(data=DataSpec(resample_interleave=False)).run_id != RunSpec().run_id
+    assert RunSpec(data=DataSpec(resample_interleave=False, val_exclude=("espeak",))).run_id == "7313eb7fc6ac", "as before data.mix_tokens"
+    shares = RunSpec(data=DataSpec(mix_tokens=(("speech", 0.3), ("text", 0.7))))
+    assert shares.run_id != RunSpec().run_id and shares.validate()
     with pytest.raises(UserError, match="data.val_exclude"):
         RunSpec(data=DataSpec(val_exclude=("espeak", "espeak"))).validate()
+    with pytest.raises(UserError, match="data.mix_tokens"):
+        RunSpec(data=DataSpec(mix_tokens=(("speech", 0.3), ("text", 0.6)))).validate()
+
+
+def test_mix_tokens_from_a_sweep_mapping():
+    from scaling.spec import DataSpec, from_dict
+
+    data = from_dict(DataSpec, {"mix_tokens": {"text": 0.3, "speech": "0.7"}}, "data")
+    assert data.mix_tokens == (("speech", 0.7), ("text", 0.3))
+    with pytest.raises(UserError, match="data.mix_tokens.text"):
+        from_dict(DataSpec, {"mix_tokens": {"text": "lots"}}, "data")

@@ -14,7 +14,7 @@ from scaling.models.build import build_model
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec
 from scaling.store import Store
 from scaling.train.loop import Trainer
-from scaling.train.speech_only import mean_target_nll, speech_only_loss, speech_only_windows, unit_targets
+from scaling.train.speech_only import mean_target_nll, speech_only_loss, unit_targets
 from tests.helpers import link_cache
 
 
@@ -36,31 +36,28 @@ def _prep(cache, mode: str):
     return prepare_data(DataSpec(mode=mode, corpus="tiny", context=16), cache, seed=0, progress=False)
 
 
-def test_windows_of_hand_sequences():
-    """Units shifted by the offset, eos after each utterance, packed; eos and padding are not unit targets."""
-    seqs = [np.array([0, 1, 2]), np.array([3, 4])]
-    ids, mod = speech_only_windows(seqs, unit_offset=10, eos_id=99, pad_id=98, context=4)
-    stream = ids[0].tolist() + ids[1][1:].tolist()
-    first, second = [10, 11, 12, 99], [13, 14, 99]
-    assert stream[:7] in (first + second, second + first)  # a fixed order, either way round
-    assert stream[7:] == [98, 98]  # the tail window is padded
-    assert (mod[ids != 98] == SPEECH).all() and (mod[ids == 98] == PAD).all()
-    keep = unit_targets(ids, mod, eos_id=99)
-    assert keep.sum() == 4 and not keep[ids[:, 1:] == 99].any()  # the stream's first unit is context only
-    again = speech_only_windows(seqs, unit_offset=10, eos_id=99, pad_id=98, context=4, limit=1)
-    assert np.array_equal(again[0], ids[:1])
+def test_unit_targets_leave_out_eos_and_padding():
+    """Only SPEECH targets that are not end-of-sequence count; the window's first token is context only."""
+    ids = np.array([[10, 11, 99, 12, 98]])
+    mod = np.array([[SPEECH, SPEECH, SPEECH, SPEECH, PAD]])
+    assert unit_targets(ids, mod, eos_id=99).tolist() == [[True, False, True, False]]
 
 
 def test_interleaved_and_textless_runs_score_the_same_units(cache):
-    """The same unit at the same position of the same window in both vocabularies (ids differ by the offset)."""
+    """The same unit at the same position of the same window in both vocabularies (ids differ by
+    the offset): the val split's speech documents, units then eos, in corpus order."""
     windows = {}
     for mode in ("interleaved", "speech"):
         prep = _prep(cache, mode)
         lay = prep.vocab.layout
-        records = prep.corpus.select("val")
-        ids, mod = speech_only_windows([prep.corpus.units(r) for r in records], lay.unit_offset, lay.eos_id, lay.pad_id, prep.context)
+        ids, mod = prep.speech_val_windows()
         keep = unit_targets(ids, mod, lay.eos_id)
         windows[mode] = (keep, np.where(keep, ids[:, 1:] - lay.unit_offset, -1))
+        records = prep.corpus.select("val")
+        expected = np.concatenate([np.append(prep.corpus.units(r), -1) for r in records])  # -1 stands for eos
+        stream = np.concatenate([ids[0]] + [w[1:] for w in ids[1:]])
+        stream = stream[stream != prep.pad_id]
+        assert np.array_equal(np.where(stream == lay.eos_id, -1, stream - lay.unit_offset), expected)
     (keep_i, units_i), (keep_s, units_s) = windows["interleaved"], windows["speech"]
     assert keep_i.sum() > 0
     assert np.array_equal(keep_i, keep_s) and np.array_equal(units_i, units_s)
@@ -70,8 +67,7 @@ def test_mean_nll_matches_a_hand_computation(cache):
     prep = _prep(cache, "speech")
     lay = prep.vocab.layout
     model = build_model(resolve_model(ModelSpec(size="20k")), prep.vocab_size, prep.context, seed=0, pad_id=prep.pad_id).eval()
-    records = prep.corpus.select("val")
-    ids, mod = speech_only_windows([prep.corpus.units(r) for r in records], lay.unit_offset, lay.eos_id, lay.pad_id, prep.context)
+    ids, mod = prep.speech_val_windows()
     keep = unit_targets(ids, mod, lay.eos_id)
     total = 0.0
     with torch.no_grad():
@@ -92,7 +88,7 @@ def test_every_speech_run_reports_the_column_and_text_runs_do_not(tmp_path, cach
         prep = prepare_data(spec.data, store.cache, seed=0, progress=False)
         model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=0, pad_id=prep.pad_id)
         trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
-        assert trainer.fit() == "done"
+        assert trainer.train_to_budget() == "done"
         rows[mode] = trainer.run.evals()[-1]
         if mode != "text":  # at most val_windows windows, scored in eval mode; training mode is restored
             expected = speech_only_loss(model, prep, spec.data, 4, torch.device("cpu"))["loss_val_speech_only"]

@@ -10,23 +10,50 @@ import time
 
 import pytest
 
+from scaling.atomic import atomic_write, atomic_write_json
 from scaling.collect import collect
 from scaling.errors import UserError
 from scaling.spec import RunSpec
-from scaling.store import Lease, LeaseHeld, Store, append_jsonl, read_jsonl, rewrite_jsonl, write_json_atomic
+from scaling.store import Lease, LeaseHeld, Store, append_jsonl, read_jsonl, rewrite_jsonl
 
 
 def test_json_write_is_atomic_under_failure(tmp_path):
     target = tmp_path / "status.json"
-    write_json_atomic(target, {"state": "running"})
+    atomic_write_json(target, {"state": "running"})
 
     class Boom:
         pass
 
     with pytest.raises(TypeError):
-        write_json_atomic(target, {"state": Boom()})  # fails mid-serialisation
+        atomic_write_json(target, {"state": Boom()})  # fails mid-serialisation
     assert json.loads(target.read_text()) == {"state": "running"}
     assert [p.name for p in tmp_path.iterdir()] == ["status.json"]  # no temporary left behind
+
+
+def test_atomic_write_takes_bytes_text_and_writers(tmp_path):
+    """Bytes and text as they are; numpy and torch through a writer; a writer that fails half-way
+    leaves the old file whole and no temporary behind; files are readable by others (0644)."""
+    import numpy as np
+    import torch
+
+    atomic_write(tmp_path / "b.bin", b"\x00\x01")
+    atomic_write(tmp_path / "t.txt", "é\n")
+    array = np.arange(5, dtype=np.uint32)
+    atomic_write(tmp_path / "a.npy", lambda f: np.save(f, array))
+    atomic_write(tmp_path / "s.pt", lambda f: torch.save({"w": torch.ones(2)}, f))
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01" and (tmp_path / "t.txt").read_text(encoding="utf-8") == "é\n"
+    assert np.array_equal(np.load(tmp_path / "a.npy"), array)
+    assert torch.equal(torch.load(tmp_path / "s.pt")["w"], torch.ones(2))
+    assert (tmp_path / "a.npy").stat().st_mode & 0o777 == 0o644
+
+    def half(f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(tmp_path / "b.bin", half)
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "b.bin", "s.pt", "t.txt"]
 
 
 def test_jsonl_reader_ignores_a_torn_last_line(tmp_path):

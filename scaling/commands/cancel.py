@@ -1,9 +1,11 @@
-"""`scaling cancel SWEEP [RUN ...]`: cancel the queued and running SLURM jobs of a sweep, or of some of its runs.
+"""`scaling cancel SWEEP [RUN ...]`: cancel the queued and running jobs of a sweep, or of some of its runs.
 
 RUN is a run id, an id prefix or a run name (see `scaling status`). Without RUN every run of the
-sweep is cancelled, including the text-LM pre-training runs it launched. Jobs are cancelled in one
-``scancel`` call; a running job gets SIGTERM and saves a checkpoint before it exits, so
-`scaling launch` later resumes the run where it stopped. The store keeps everything.
+sweep is cancelled, including the text-LM pre-training runs it launched. The executor whose
+records the store holds does it (:func:`scaling.launch.executors.recorded_executor`): SLURM
+cancels the jobs in one ``scancel`` call; the local executor sends SIGTERM to the processes of this
+host that train the runs. A running job saves a checkpoint before it exits, so `scaling launch`
+later resumes the run where it stopped. The store keeps everything.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UserError
-    from scaling.launch.local import order_with_dependencies
-    from scaling.launch.slurm import cancel_runs
+    from scaling.launch.executors import open_executor, recorded_executor
+    from scaling.runs.graph import with_dependencies
 
     sweep, store = open_sweep(args)
-    specs = order_with_dependencies(list(sweep.runs))
+    specs = with_dependencies(list(sweep.runs))
     if args.runs:
         chosen = []
         for name in args.runs:
@@ -36,15 +38,14 @@ def run(args: argparse.Namespace) -> int:
                 what = "is ambiguous: matches " + ", ".join(s.run_id for s in matches) if matches else "is not a run of this sweep"
                 raise UserError(f"run {name!r} {what}; expected a run id, id prefix or name from `scaling status {args.sweep}`")
             chosen.append(matches[0].run_id)
-        run_ids = [s.run_id for s in specs if s.run_id in chosen]
-    else:
-        run_ids = [s.run_id for s in specs]
-    cancelled = cancel_runs(store, run_ids)
+        specs = [s for s in specs if s.run_id in chosen]
+    executor = open_executor(recorded_executor(store), store, sweep=sweep.name, source=sweep.source)
+    cancelled = executor.cancel(executor.handles(specs))
     if not cancelled:
-        print(f"sweep {sweep.name}: no queued or running SLURM job for {len(run_ids)} run(s); nothing cancelled")
+        print(f"sweep {sweep.name}: no queued or running job ({executor.name}) for {len(specs)} run(s); nothing cancelled")
         return 0
     names = {s.run_id: s.name for s in specs}
-    for job in cancelled:
-        print(f"cancelled job {job.job}  {names.get(job.run, job.run)} ({job.run})")
+    for handle in cancelled:
+        print(f"cancelled job {handle.job}  {names.get(handle.run_id, handle.run_id)} ({handle.run_id})")
     print(f"sweep {sweep.name}: cancelled {len(cancelled)} job(s); checkpoints are kept, `scaling launch {args.sweep}` resumes")
     return 0

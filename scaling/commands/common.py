@@ -19,19 +19,3 @@ def open_sweep(args: argparse.Namespace) -> tuple[Sweep, Store]:
     sweep = load_sweep(args.sweep, args.overrides)
     return sweep, Store(args.store or sweep.store_root)
 
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A plain fixed-width text table."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])]
-    lines += [fmt.format(*[str(x) for x in r]) for r in rows]
-    return "\n".join(lines)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"

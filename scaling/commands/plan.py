@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from scaling.commands.common import add_sweep_arguments, duration, open_sweep, table
-from scaling.spec import human
+from scaling.commands.common import add_sweep_arguments, open_sweep
+from scaling.formatting import duration, format_rows, human
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def slurm_rates(sweep):
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.layout import published_tokenizers
+    from scaling.runs.vocabulary import published_tokenizers
 
     with published_tokenizers() as substituted:
         status = _plan(args)
@@ -56,46 +56,48 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from scaling.layout import vocab_layout
-    from scaling.models import count_params, flops_per_token
-    from scaling.launch.local import order_with_dependencies
-    from scaling.train.schedule import Plan
+    from scaling.errors import UserError
+    from scaling.runs.costs import costs, param_counts
+    from scaling.runs.graph import with_dependencies
 
+    if not 0 < args.mfu <= 1:
+        raise UserError(f"--mfu {args.mfu!r}: expected a fraction of the peak in (0, 1], e.g. 0.3")
     sweep, store = open_sweep(args)
     rate, source = measured_flops_per_second(store)
     slurm = slurm_rates(sweep) if rate is None else None
     if slurm is not None:
         rate, source = 0.0, "slurm.throughput per task of the sweep's slurm section (or its default), times the run's tasks"
     elif rate is None:
-        from scaling.train.loop import measure_peak_flops
+        from scaling.train.metrics import measure_peak_flops
         import torch
 
         rate = measure_peak_flops(torch.device("cpu")) * args.mfu
         source = f"{args.mfu:.0%} of the fp32 matmul peak measured now on this machine"
     rows, total_flops, total_tokens, total_time = [], 0.0, 0, 0.0
-    specs = order_with_dependencies(list(sweep.runs))
+    specs = with_dependencies(list(sweep.runs))
     for spec in specs:
-        vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
-        counts = count_params(spec.model, vocab, added, spec.data.context)
-        spent = Plan.of(spec).tokens_spent  # the budget, plus what decay branches add
-        flops = flops_per_token(spec.model, counts, vocab, spec.data.context)["6nd"] * spent
+        per_task, tasks = slurm(param_counts(spec).total) if slurm is not None else (rate, 1)
+        cost = costs(spec, "zero1", tasks)
+        counts, flops = cost.params, cost.flops  # FLOPs of the budget, plus what decay branches add
         state = store.run(spec.run_id).status().get("state", "pending") if store.run(spec.run_id).spec_file.exists() else "new"
-        per_task, tasks = slurm(counts.total) if slurm is not None else (rate, 1)
         seconds = flops / (per_task * tasks)  # wall time
         total_flops += flops
-        total_tokens += spent
+        total_tokens += cost.tokens_spent
         total_time += seconds * tasks if state not in ("done", "diverged") else 0
         m = spec.model
         rows.append([spec.run_id, spec.name, f"{m.n_layers}x{m.d_model}", human(counts.total), human(counts.non_embedding),
                      human(spec.train.tokens), f"{spec.train.tokens / counts.total:.1f}", f"{flops:.2e}", duration(seconds), state])
-        if slurm is not None:  # weights and gradients (fp32) plus this rank's ZeRO-1 share of AdamW's two moments
-            rows[-1].insert(-2, f"{counts.total * (8 + 8 / tasks) / 1e9:.1f}GB")
+        if slurm is not None:
+            rows[-1].insert(-2, f"{cost.memory.total / 1e9:.1f}GB")
     header = ["run_id", "name", "LxD", "N_total", "N_nonemb", "tokens", "D/N", "FLOPs(6ND)", "est.time", "state"]
     if slurm is not None:
         header.insert(-2, "mem/task")
-    print(table(rows, header))
+    print(format_rows(rows, header))
     if slurm is not None:
-        print("mem/task: fp32 weights and gradients plus the task's share of AdamW's moments, before activations")
+        from scaling.launch.resources import MEM_BASE_MB
+
+        print(f"mem/task: fp32 weights and gradients, the task's share of AdamW's moments (ZeRO-1) and, with decay branches, "
+              f"the trunk's copy, before activations; SLURM is asked for {MEM_BASE_MB // 1024} GiB more per task")
     extra = len(specs) - len(sweep.runs)
     print(f"\nsweep {sweep.name}: {len(sweep.runs)} runs" + (f" + {extra} text-LM pre-training run(s)" if extra else "")
           + f", {human(total_tokens)} tokens, {total_flops:.3g} FLOPs; "

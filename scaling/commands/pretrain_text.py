@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,8 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.atomic import check_writable
     from scaling.errors import UserError
-    from scaling.launch.local import launch_local
+    from scaling.launch.executors import open_executor
+    from scaling.runs.outcome import Outcome
     from scaling.models import resolve_model
     from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec, parse_count
     from scaling.store import Store
@@ -35,17 +36,21 @@ def run(args: argparse.Namespace) -> int:
                    data=DataSpec(mode="text", corpus=args.corpus, context=args.context),
                    train=TrainSpec(tokens=int(parse_count(args.tokens, "--tokens"))), seed=args.seed,
                    sweep="pretrain-text").validate()
+    out = check_writable(args.out, "--out", directory=True)
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise UserError(f"--out {str(out)!r} is a directory that holds something other than a model; expected a new directory, "
+                        "or a text LM written here before (it is replaced)")
     store = Store(args.store)
     store.ensure_writable()
-    report = launch_local(store, [spec], max_parallel=1, say=lambda line: print(line, flush=True))
+    executor = open_executor("local", store, {"max_parallel": 1}, sweep="pretrain-text", say=lambda line: print(line, flush=True))
+    (handle,) = executor.submit([spec])
     run = store.run(spec.run_id)
     if run.status().get("state") != "done":
         raise UserError(f"text-LM run {spec.run_id} did not finish ({run.status().get('error') or run.status().get('state')}); see {run.log_file}")
-    out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(run.path / "model", out)
     summary = run.summary() or {}
     print(f"text LM {spec.name} ({summary.get('params_total', 0):,} parameters, loss_val {summary.get('loss_val', float('nan')):.4f}) "
           f"written to {out}; use it with init: text-lm, init_from: {out}")
-    return 0 if not report.failed else 1
+    return 0 if handle.action != Outcome.FAILED else 1

@@ -18,7 +18,9 @@ import re
 import sys
 from pathlib import Path
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError
+from scaling.reading import read_text
 
 MIN_WORDS = 6
 MAX_WORDS = 14
@@ -69,7 +71,7 @@ def load_sentences(path: Path | None = None) -> list[str]:
     else:
         if not Path(path).is_file():
             raise UserError(f"sentences file {str(path)!r} does not exist; expected a text file with one sentence per line")
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path, "sentences file")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -89,9 +91,7 @@ def main(argv: list[str]) -> int:
     wordnet_dir = Path(argv[0]) if argv else Path("/usr/share/wordnet")
     out = Path(argv[1]) if len(argv) > 1 else SHIPPED
     sentences = extract_examples(wordnet_dir)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
-    tmp.replace(out)
+    atomic_write(out, "".join(s + "\n" for s in sentences))
     print(f"wrote {len(sentences)} sentences to {out}")
     return 0
 

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError
+from scaling.reading import read_text
 
 FORMAT = "scaling-benchmark/1"
 HEADER_FIELDS = ("format", "name", "description", "k", "codebook", "source")
@@ -121,20 +122,17 @@ def write_benchmark(path: Path, bench: Benchmark) -> None:
     path = Path(path)
     header = {"format": FORMAT, "name": bench.name, "description": bench.description, "k": bench.k,
               "codebook": bench.codebook, "source": bench.source}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(header, sort_keys=True) + "\n")
-        for p in bench.pairs:
-            row: dict[str, Any] = {"id": p.id}
-            if p.prompt is not None:
-                row["prompt"] = p.prompt.to_json(path.parent)
-            row["correct"] = p.correct.to_json(path.parent)
-            row["wrong"] = p.wrong.to_json(path.parent)
-            if p.meta:
-                row["meta"] = p.meta
-            f.write(json.dumps(row, sort_keys=True, separators=(",", ":")) + "\n")
-    os.replace(tmp, path)
+    lines = [json.dumps(header, sort_keys=True)]
+    for p in bench.pairs:
+        row: dict[str, Any] = {"id": p.id}
+        if p.prompt is not None:
+            row["prompt"] = p.prompt.to_json(path.parent)
+        row["correct"] = p.correct.to_json(path.parent)
+        row["wrong"] = p.wrong.to_json(path.parent)
+        if p.meta:
+            row["meta"] = p.meta
+        lines.append(json.dumps(row, sort_keys=True, separators=(",", ":")))
+    atomic_write(path, "".join(line + "\n" for line in lines))
 
 
 def read_benchmark(path: Path) -> Benchmark:
@@ -143,7 +141,7 @@ def read_benchmark(path: Path) -> Benchmark:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"benchmark file {str(path)!r} does not exist; expected a {FORMAT} JSON-lines file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "benchmark file").splitlines()
     if not lines:
         raise UserError(f"{path}: empty file; expected a header line and one pair per line")
     header = _json(path, 1, lines[0])

@@ -1,8 +1,9 @@
 """Benchmarks at every evaluation point of a training run (the trainer's ``on_eval`` hook).
 
 :func:`benchmark_metrics` is called by :class:`scaling.train.loop.Trainer` on the main rank at each
-evaluation point, the last one included; the accuracies it returns are merged into the run's
-evaluation row (``evals.jsonl``) and so become columns of the collected table. Per-pair scores go
+evaluation point (an :class:`~scaling.train.loop.EvalPoint`), the last one included; the
+accuracies it returns are merged into the run's evaluation row (``evals.jsonl``) and so become
+columns of the collected table. Per-pair scores go
 to ``runs/<id>/benchmarks/step<step>.csv`` (``branch<i>-step<step>.csv`` at a decay branch's row).
 Sequences longer than the run's training context (``data.context``) are scored in sliding windows
 of that context (see :mod:`scaling.evaluation.scoring`).
@@ -23,8 +24,9 @@ from typing import Any
 
 from scaling.evaluation.offline import Unavailable
 from scaling.evaluation.settings import EvalSettings, load_settings
-from scaling.evaluation.suite import Benchmarks, Task, official_tasks, plan_tasks, run_tasks, write_pair_scores
+from scaling.evaluation.suite import Benchmarks, Task, choose_tasks, run_tasks, write_pair_scores
 from scaling.evaluation.tokens import ModelVocab
+from scaling.reading import load_pretrained
 
 
 @dataclass
@@ -42,45 +44,43 @@ class _RunContext:
 _CONTEXTS: dict[str, _RunContext] = {}
 
 
-def benchmark_metrics(trainer, step: int) -> dict[str, float]:
-    """Accuracy (in [0, 1]) of the benchmark columns due at this evaluation point of ``trainer``:
-    every column at a final point (the run's last step, or the end of a decay branch); for models
-    that read speech, only the speech columns (S→S and unprompted speech) at earlier points, since
-    cross-modal and text-LM columns are reported for final models (SIMS Table 2)."""
-    start = time.perf_counter()
-    ctx = _context(trainer)
-    final = trainer.branch is not None or step >= trainer.plan.n_steps
-    due = [t for t in ctx.tasks if final or not ctx.vocab.speech or t.direction in ("s2s", "s")]
-    results = run_tasks(trainer.model, ctx.vocab, [t for t in due if not t.text_lm], ctx.benches,
+def benchmark_metrics(point) -> dict[str, float]:
+    """Accuracy (in [0, 1]) of the benchmark columns due at an evaluation point (a
+    :class:`scaling.train.loop.EvalPoint`): every column at a final point (the run's last step, or
+    the end of a decay branch); for models that read speech, only the speech columns (S→S and
+    unprompted speech) at earlier points, since cross-modal and text-LM columns are reported for
+    final models (SIMS Table 2)."""
+    start, step = time.perf_counter(), point.step
+    ctx = _context(point)
+    due = [t for t in ctx.tasks if point.final or not ctx.vocab.speech or t.direction in ("s2s", "s")]
+    results = run_tasks(point.model, ctx.vocab, [t for t in due if not t.text_lm], ctx.benches,
                         mask_other_modality=ctx.settings.mask_other_modality, score=ctx.settings.score,
-                        context=trainer.spec.data.context, device=trainer.device)
+                        context=point.spec.data.context, device=point.device)
     lm_tasks = [t for t in due if t.text_lm and t.column not in ctx.text_lm_results]
     if lm_tasks:
-        text_lm = _load_text_lm(ctx.store_root, trainer.spec, trainer.device)
+        text_lm = _load_text_lm(ctx.store_root, point.spec, point.device)
         for r in run_tasks(None, ctx.vocab, lm_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
-                           score=ctx.settings.score, device=trainer.device, text_lm=text_lm):
+                           score=ctx.settings.score, device=point.device, text_lm=text_lm):
             ctx.text_lm_results[r.column] = r
     results += [ctx.text_lm_results[t.column] for t in due if t.text_lm]
-    name = f"step{step:08d}.csv" if trainer.branch is None else f"branch{trainer.branch}-step{step:08d}.csv"
-    write_pair_scores(trainer.run.path / "benchmarks" / name, results)
+    name = f"step{step:08d}.csv" if point.branch is None else f"branch{point.branch}-step{step:08d}.csv"
+    write_pair_scores(point.run.path / "benchmarks" / name, results)
     print(f"benchmarks at step {step}: {len(results)} columns, {sum(r.n_pairs for r in results)} pairs in "
           f"{time.perf_counter() - start:.1f}s", flush=True)
     return {r.column: r.accuracy for r in results}
 
 
-def _context(trainer) -> _RunContext:
-    key = str(trainer.run.path)
+def _context(point) -> _RunContext:
+    key = str(point.run.path)
     if key not in _CONTEXTS:
-        store_root = trainer.run.path.parents[1]
+        store_root = point.run.path.parents[1]
         settings = load_settings(store_root)
-        vocab = ModelVocab.of(trainer.prep.vocab)
-        spec = trainer.spec
-        benches = Benchmarks(trainer.prep.corpus_config, store_root / "cache", speech=vocab.speech, limit=settings.pairs,
-                             official=dict(settings.official), corpus=trainer.prep.corpus)
+        vocab = ModelVocab.of(point.prep.vocab)
+        benches = Benchmarks(point.prep.corpus_config, store_root / "cache", speech=vocab.speech, limit=settings.pairs,
+                             official=dict(settings.official), corpus=point.prep.corpus)
         offline = tuple(s for s in settings.sets if s not in settings.official and _available(benches, s))
-        tasks = plan_tasks(vocab, offline, cross_modal=settings.cross_modal,
-                           text_lm=spec.init == "text-lm" and settings.cross_modal and vocab.text)
-        tasks += [t for name in settings.official for t in official_tasks(name, benches.get(name), vocab)]
+        tasks = choose_tasks(vocab, benches, offline, settings.official, cross_modal=settings.cross_modal,
+                             text_lm=point.spec.init == "text-lm" and settings.cross_modal and vocab.text)
         print(f"benchmarks: {len(tasks)} columns, up to {settings.pairs} pairs each ({', '.join(t.column for t in tasks)})", flush=True)
         _CONTEXTS[key] = _RunContext(settings, vocab, tasks, benches, store_root)
     return _CONTEXTS[key]
@@ -102,8 +102,8 @@ def _load_text_lm(store_root: Path, spec, device):
     from transformers import AutoModelForCausalLM
 
     from scaling.store import Store
-    from scaling.train.entry import text_lm_dir
+    from scaling.runs.graph import text_lm_dir
 
     path = text_lm_dir(Store(store_root), spec)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    model = load_pretrained(AutoModelForCausalLM, path, "text LM", dtype=torch.float32).to(device)
     return model, ModelVocab.from_dir(path)

@@ -18,12 +18,12 @@ otherwise in text, under ``acc_<name>``.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError, unknown_choice
 from scaling.evaluation.format import Benchmark
 from scaling.evaluation.offline import OFFLINE_SETS, speech_benchmark, text_benchmark
@@ -43,8 +43,20 @@ class Task:
     text_lm: bool = False
 
 
-def plan_tasks(vocab: ModelVocab, sets: tuple[str, ...], *, cross_modal: bool = True, text_lm: bool = False,
-               directions: tuple[str, ...] | None = None) -> list[Task]:
+def choose_tasks(vocab: ModelVocab, benches: "Benchmarks", offline: tuple[str, ...], official: Iterable[str] = (), *,
+                 cross_modal: bool = True, text_lm: bool = False, directions: tuple[str, ...] | None = None) -> list[Task]:
+    """Every task (column) a model with vocabulary ``vocab`` is scored on, for training's
+    evaluation points and ``scaling eval`` alike: those of the ``offline`` sets
+    (:func:`offline_tasks`), then those of each ``official`` set loaded by ``benches``
+    (:func:`official_tasks`)."""
+    tasks = offline_tasks(vocab, offline, cross_modal=cross_modal, text_lm=text_lm, directions=directions)
+    for name in dict.fromkeys(official):
+        tasks += official_tasks(name, benches.get(name), vocab, directions)
+    return tasks
+
+
+def offline_tasks(vocab: ModelVocab, sets: tuple[str, ...], *, cross_modal: bool = True, text_lm: bool = False,
+                  directions: tuple[str, ...] | None = None) -> list[Task]:
     """The tasks of offline ``sets`` for a model with vocabulary ``vocab`` (see the module doc).
 
     ``cross_modal``: S→T, T→S and T→T of the StoryCloze sets for models that read both
@@ -139,7 +151,7 @@ class Benchmarks:
 
     def _corpus(self):
         if self.corpus is None:
-            from scaling.data.corpus import open_corpus
+            from scaling.data.build import open_corpus
 
             self.corpus = open_corpus(self.corpus_config, self.cache_root, progress=self.progress)
         return self.corpus
@@ -189,12 +201,10 @@ def write_pair_scores(path: Path, results: list) -> None:
     log-likelihoods (nats per token), outcome, voice, kind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["column", "pair", "loglik_correct", "loglik_wrong", "outcome", "voice", "kind"])
-        for r in results:
-            for pid, c, x, o, meta in zip(r.ids, r.correct, r.wrong, r.outcome, r.meta):
-                w.writerow([r.column, pid, f"{c:.6f}", f"{x:.6f}", o, meta.get("voice", ""), meta.get("kind", "")])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["column", "pair", "loglik_correct", "loglik_wrong", "outcome", "voice", "kind"])
+    for r in results:
+        for pid, c, x, o, meta in zip(r.ids, r.correct, r.wrong, r.outcome, r.meta):
+            w.writerow([r.column, pid, f"{c:.6f}", f"{x:.6f}", o, meta.get("voice", ""), meta.get("kind", "")])
+    atomic_write(path, text.getvalue())

@@ -11,7 +11,7 @@ Modules, one job each:
   the SIMS figures, the standard scaling-law figures, the SIMS tables;
 - :mod:`~scaling.figures.reference`: published numbers shipped in ``results/reference/``;
 - :mod:`~scaling.figures.registry` / :mod:`~scaling.figures.render`: the list of figures and
-  the loop that draws and writes them; :mod:`~scaling.figures.command`: the CLI.
+  the loop that draws and writes them (the CLI is :mod:`scaling.commands.figures`).
 
-Nothing heavy is imported here: the CLI imports the command module to build its parser.
+Nothing heavy is imported here.
 """

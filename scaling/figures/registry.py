@@ -1,7 +1,7 @@
 """The list of figures and tables ``scaling figures`` knows, and what each is given to draw.
 
 A figure or table is a function ``draw(ctx) -> list[Output]`` registered under a name with
-:func:`register`. It reads ``ctx.table`` and raises :class:`~scaling.figures.table.Skip` with a
+:func:`register` (every one of them: :func:`scaling.figures.render.entries`). It reads ``ctx.table`` and raises :class:`~scaling.figures.table.Skip` with a
 one-line reason when the table lacks what it needs. One name may produce several outputs (for
 example training curves, one per base model); each output is saved as PNG + PDF + CSV (figures)
 or Markdown + LaTeX + CSV (tables).
@@ -71,9 +71,3 @@ def register(name: str, kind: str, description: str) -> Callable:
 
     return wrap
 
-
-def entries() -> dict[str, Entry]:
-    """All figures and tables, in drawing order (importing their modules registers them)."""
-    from scaling.figures import paper, standard, tables  # noqa: F401  (registration side effect)
-
-    return REGISTRY

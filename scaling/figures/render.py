@@ -7,13 +7,14 @@ renamed, so a directory never holds a half-written file (DESIGN, contract 3).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from scaling.atomic import atomic_write
 from scaling.errors import UserError, unknown_choice
-from scaling.figures.registry import Context, Output, entries
+from scaling.figures import paper, standard, tables  # noqa: F401  (importing them registers their figures and tables)
+from scaling.figures.registry import REGISTRY, Context, Entry, Output
 from scaling.figures.table import Skip
 
 
@@ -26,27 +27,26 @@ class Report:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def save(output: Output, out: Path, dpi: int) -> list[Path]:
     """Write one output's files into ``out``; return their paths."""
     import matplotlib.pyplot as plt
 
-    paths = [_atomic(out / f"{output.name}.csv", lambda p: output.data.to_csv(p, index=False, float_format="%.10g"))]
+    paths = [atomic_write(out / f"{output.name}.csv", lambda f: output.data.to_csv(f, index=False, float_format="%.10g"))]
     if output.figure is not None:
         for ext in ("png", "pdf"):
-            paths.append(_atomic(out / f"{output.name}.{ext}",
-                                 lambda p, ext=ext: output.figure.savefig(p, format=ext, dpi=dpi)))
+            paths.append(atomic_write(out / f"{output.name}.{ext}", lambda f, ext=ext: output.figure.savefig(f, format=ext, dpi=dpi)))
         plt.close(output.figure)
     if output.table is not None:
-        paths.append(_atomic(out / f"{output.name}.md", lambda p: p.write_text(output.table.markdown())))
-        paths.append(_atomic(out / f"{output.name}.tex", lambda p: p.write_text(output.table.latex())))
+        paths.append(atomic_write(out / f"{output.name}.md", output.table.markdown()))
+        paths.append(atomic_write(out / f"{output.name}.tex", output.table.latex()))
     return paths
+
+
+def entries() -> dict[str, Entry]:
+    """All figures and tables, in drawing order: those of :mod:`~scaling.figures.paper`,
+    :mod:`~scaling.figures.standard` and :mod:`~scaling.figures.tables`, registered as their
+    modules were imported."""
+    return REGISTRY
 
 
 def select(only: Iterable[str] | None) -> list[str]:

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from scaling.formatting import human
+
 OKABE_ITO = {
     "blue": "#0072B2",
     "vermillion": "#D55E00",
@@ -134,14 +136,6 @@ def sequential(n: int) -> list[str]:
     if n == 1:
         return [to_hex(cmap(0.35))]
     return [to_hex(cmap(0.05 + 0.8 * i / (n - 1))) for i in range(n)]
-
-
-def human(value: float) -> str:
-    """A count for tick labels: 40000 -> '40k', 3e9 -> '3B' (k, M, B, T)."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= div:
-            return f"{value / div:.3g}{suffix}"
-    return f"{value:.3g}"
 
 
 def sci(value: float) -> str:

@@ -1,26 +1,21 @@
 """Reading a results table for figures: loading, checking, and choosing the rows a figure needs.
 
 The table is the one written by ``scaling collect`` (one row per run × evaluation point) or any
-user CSV with some of its columns. Figures read only columns (DESIGN, contract 1). A table may be
-partial: each figure checks for what it needs and is skipped with a reason when it is missing.
+user CSV with some of its columns, read and interpreted by :mod:`scaling.results_table`. Figures
+read only columns (DESIGN, contract 1). A table may be partial: each figure checks for what it
+needs and is skipped with a reason when it is missing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from scaling.errors import UserError
 from scaling.figures.metrics import to_percent
-
-# Columns that must be numeric wherever they appear.
-NUMERIC = ("step", "tokens", "tokens_speech", "tokens_text", "params_total", "params_non_embedding",
-           "params_embedding_speech", "flops_6nd", "flops_6nd_nonembed", "flops_exact", "train_tokens")
-# Runs in these states have no trustworthy numbers.
-BAD_STATUS = ("diverged", "failed")
+from scaling.results_table import METRIC_PREFIXES, NUMERIC_COLUMNS, describe_row, final_mask, numbers, parse_bool, unusable_mask
 
 
 class Skip(Exception):
@@ -37,23 +32,6 @@ class Columns:
     loss: str = "loss_val"
 
 
-def load(path: str | Path) -> pd.DataFrame:
-    """Read a results table (CSV or Parquet); raise UserError with one line when it cannot be read."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"results table {str(path)!r} does not exist; expected a CSV or Parquet file from `scaling collect`")
-    if path.is_dir():
-        raise UserError(f"results table {str(path)!r} is a directory; expected a CSV or Parquet file (e.g. results.csv)")
-    try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read results table {str(path)!r}: {reason}") from None
-    if df.empty:
-        raise UserError(f"results table {str(path)!r} has no rows")
-    return df
-
-
 def select_rows(df: pd.DataFrame, where: list[str]) -> pd.DataFrame:
     """Rows matching every ``COL=VALUE`` filter (also !=, <, <=, >, >=), with the same rules and
     messages as ``scaling fit --where``."""
@@ -62,61 +40,41 @@ def select_rows(df: pd.DataFrame, where: list[str]) -> pd.DataFrame:
     return apply_where(df, where, {}) if where else df
 
 
-def prepare(df: pd.DataFrame, columns: Columns, source: str = "table") -> pd.DataFrame:
+def prepare(df: pd.DataFrame, columns: Columns, source: str = "<DataFrame>") -> pd.DataFrame:
     """Check types, derive what can be derived, and add the helper columns figures use.
 
     - numeric columns must hold numbers (an error names the column, the row and the value);
-    - ``final`` becomes boolean; without it, each run's last step (or every row, without
-      ``run_id``) counts as final; ``branch`` (a WSD decay branch's row) becomes boolean, false
-      when absent;
+    - ``final`` becomes boolean (:func:`scaling.results_table.final_mask`; every row when the
+      table cannot tell); ``branch`` (a WSD decay branch's row) becomes boolean, false when absent;
     - without the compute column, C = 6·N·D is derived from the params and tokens columns
       (and ``compute_derived`` is set) when both exist; otherwise the figures that need C skip;
     - accuracies held as fractions become percent (see :mod:`scaling.figures.metrics`);
     - ``variant`` = (data_mode, init), and ``variant_label`` for legends.
     """
     df = df.copy()
-    for col in {*NUMERIC, columns.params, columns.tokens, columns.compute, columns.loss} & set(df.columns):
-        _numeric(df, col, source)
-    for col in [c for c in df.columns if c.startswith(("acc_", "loss_"))]:
-        _numeric(df, col, source)
+    for col in sorted({*NUMERIC_COLUMNS, columns.params, columns.tokens, columns.compute, columns.loss} & set(df.columns)) + \
+            [c for c in df.columns if c.startswith(METRIC_PREFIXES)]:
+        df[col] = numbers(df[col], col, source)
+    for col in sorted({columns.params, columns.tokens, columns.compute} & set(df.columns)):  # N, D, C: counts, as `scaling fit` requires
+        nonpositive = df[col] <= 0
+        if nonpositive.any():
+            label = df.index[nonpositive.to_numpy()][0]
+            raise UserError(f"{source}: column {col!r} {describe_row(label, source)} is {float(df[col][label])!r}; expected a positive number")
     if columns.compute not in df.columns and columns.params in df.columns and columns.tokens in df.columns:
         df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
         df.attrs["compute_derived"] = True
-    if not any(c.startswith(("acc_", "loss_")) for c in df.columns):
-        raise UserError(f"{source} has no metric column (loss_val, loss_val_speech, acc_stc, …); nothing to draw")
+    if columns.loss not in df.columns and not any(c.startswith(METRIC_PREFIXES) for c in df.columns):
+        raise UserError(f"{source} has no metric column ({columns.loss} (--loss), loss_val_speech, acc_stc, …); "
+                        "nothing to draw")
     df.attrs["percent_from_fraction"] = to_percent(df)
-    df["final"] = _final(df)
-    df["branch"] = _bool(df["branch"]) if "branch" in df.columns else False
+    final = final_mask(df)
+    df["final"] = True if final is None else final
+    df["branch"] = parse_bool(df["branch"], "branch") if "branch" in df.columns else False
     mode = df["data_mode"].astype(str) if "data_mode" in df.columns else pd.Series("all", index=df.index)
     init = df["init"].astype(str) if "init" in df.columns else pd.Series("", index=df.index)
     df["variant"] = list(zip(mode, init))
     df["variant_label"] = [variant_label(m, i) for m, i in df["variant"]]
     return df
-
-
-def _numeric(df: pd.DataFrame, col: str, source: str) -> None:
-    raw = df[col]
-    if raw.dtype == bool:
-        raise UserError(f"{source}: column {col!r} holds true/false; expected numbers")
-    num = pd.to_numeric(raw, errors="coerce")
-    bad = num.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{source}: column {col!r} row {i + 1} holds {raw.iloc[i]!r}; expected a number")
-    df[col] = num.astype(float)
-
-
-def _bool(series: pd.Series) -> pd.Series:
-    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
-
-
-def _final(df: pd.DataFrame) -> pd.Series:
-    if "final" in df.columns:
-        return _bool(df["final"])
-    if "run_id" in df.columns and "step" in df.columns:
-        last = df.groupby("run_id")["step"].transform("max")
-        return df["step"] == last
-    return pd.Series(True, index=df.index)
 
 
 def variant_label(mode: str, init: str) -> str:
@@ -135,9 +93,7 @@ def variant_label(mode: str, init: str) -> str:
 
 def usable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of runs that did not diverge or fail."""
-    if "status" not in df.columns:
-        return df
-    return df[~df["status"].astype(str).isin(BAD_STATUS)]
+    return df[~unusable_mask(df)]
 
 
 def trunk(df: pd.DataFrame) -> pd.DataFrame:

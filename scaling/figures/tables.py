@@ -25,7 +25,8 @@ from scaling.figures import fits
 from scaling.figures.metrics import CROSS_MODAL, available, metric
 from scaling.figures.reference import load_reference
 from scaling.figures.registry import Context, Output, register
-from scaling.figures.style import human, sci
+from scaling.figures.style import sci
+from scaling.formatting import human
 from scaling.figures.table import Skip, final_rows, require, run_key
 
 PUBLISHED = "SIMS v1"

@@ -1,5 +1,6 @@
-"""Scaling-law fitting: laws, Approaches 1-3, bootstrap intervals, compute-optimal allocation,
-back-tests, reference laws and a simulation harness. No plotting here (see scaling.figures).
+"""Scaling-law fitting: laws (shipped, Python or expressions), Approaches 1-3, bootstrap and
+profile intervals, compute-optimal allocation, back-tests, downstream chains, reference laws and a
+simulation harness. No plotting here (see scaling.figures).
 
 Conventions: N parameters, D training tokens, C = 6*N*D training FLOPs, loss in nats/token.
 
@@ -13,11 +14,16 @@ import importlib
 
 _EXPORTS = {
     "scaling.fit.allocation": ("Allocation", "chinchilla_constants", "compare_allocations", "compute_optimal",
-                               "derived_quantities"),
+                               "derived_quantities", "has_allocation"),
     "scaling.fit.curves": ("Approach1Result", "approach1"),
-    "scaling.fit.isoflop": ("Approach2Refusal", "Approach2Result", "approach2", "group_budgets"),
-    "scaling.fit.approach3": ("FitDidNotConverge", "chinchilla_grid"),
-    "scaling.fit.backtesting": ("Backtest", "backtest"),
+    "scaling.fit.isoflop": ("Approach2Refusal", "Approach2Result", "approach2", "group_budgets", "optimal_pairs_fit"),
+    "scaling.fit.approach3": ("chinchilla_grid",),
+    "scaling.fit.generic": ("Constraints", "FitDidNotConverge"),
+    "scaling.fit.backtesting": ("Backtest", "backtest", "holdout_mask"),
+    "scaling.fit.chain": ("chain_predict", "predict_at"),
+    "scaling.fit.expression": ("expression_law",),
+    "scaling.fit.profile": ("ProfileInterval", "profile_interval"),
+    "scaling.fit.starts": ("start_grid",),
     "scaling.fit.uncertainty": ("BootstrapResult", "bootstrap"),
     "scaling.fit.fitting": ("fit_law",),
     "scaling.fit.laws": ("LAWS", "Law", "Parameter", "get_law"),

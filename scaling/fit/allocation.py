@@ -6,8 +6,10 @@ Chinchilla law the optimum is closed-form (Hoffmann et al. 2022, Eq. 4):
     N_opt = G*(C/6)^a,  D_opt = (C/6)^b / G,  G = (alpha*A/(beta*B))^(1/(alpha+beta)),
     a = beta/(alpha+beta),  b = alpha/(alpha+beta).
 
-Other laws of (N, D) are minimised numerically along N*D = C/6; Approach-1/2 fits carry the
-power laws N*(C) = k_n*C^a and D*(C) = k_d*C^b directly.
+Every other law whose inputs follow from N and D at a budget (N, D, C = 6ND, M = D/N, and a
+given number of unique tokens U for the data-constrained law) is minimised numerically along
+N*D = C/6; a law that reads anything else (only C, a loss, a bound column) has no allocation and
+says so. Approach-1/2 fits carry the power laws N*(C) = k_n*C^a and D*(C) = k_d*C^b directly.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from scaling.errors import UserError
-from scaling.fit.laws import get_law
+from scaling.fit.laws import Law, get_law
 from scaling.fit.result import ALLOCATION_PARAMS, FitResult
 
 
@@ -45,15 +47,21 @@ def chinchilla_constants(params: Mapping[str, float]) -> dict[str, float]:
     return {"G": G, "a": beta / s, "b": alpha / s}
 
 
-def compute_optimal(fit_or_params: FitResult | Mapping[str, float], C, law: str = "chinchilla") -> Allocation:
+def compute_optimal(fit_or_params: FitResult | Mapping[str, float], C, law: str | Law = "chinchilla",
+                    unique_tokens: float | None = None) -> Allocation:
     """Compute-optimal N*, D*, D/N (and loss) at budget(s) ``C`` in FLOPs (C = 6*N*D).
 
-    ``fit_or_params``: a :class:`FitResult`, or a params dict of the named ``law`` (Chinchilla
-    keys E, A, B, alpha, beta; or the allocation keys k_n, a, k_d, b of Approaches 1-2).
+    ``fit_or_params``: a :class:`FitResult`, or a params dict of ``law`` (Chinchilla keys E, A,
+    B, alpha, beta; or the allocation keys k_n, a, k_d, b of Approaches 1-2). ``unique_tokens``:
+    U for the data-constrained law (default: the fit's, from its data). A law without an
+    allocation raises UserError saying so.
     """
     if isinstance(fit_or_params, FitResult):
-        params, law = fit_or_params.params, fit_or_params.law
+        params = fit_or_params.params
         allocation_only = fit_or_params.approach != 3
+        law = fit_or_params.law if allocation_only else fit_or_params.law_object()
+        if unique_tokens is None:
+            unique_tokens = fit_or_params.provenance.get("unique_tokens")
     else:
         params = dict(fit_or_params)
         allocation_only = set(ALLOCATION_PARAMS) <= set(params)
@@ -69,22 +77,42 @@ def compute_optimal(fit_or_params: FitResult | Mapping[str, float], C, law: str 
         d_opt = (c / 6) ** k["b"] / k["G"]
         loss = get_law(law).predict(params, {"n": n_opt, "d": d_opt})
     else:
-        n_opt, loss = _numeric_optimum(params, get_law(law), c)
+        n_opt, loss = _numeric_optimum(params, get_law(law), c, unique_tokens)
         d_opt = c / (6 * n_opt)
     out = Allocation(c, n_opt, d_opt, d_opt / n_opt, loss)
     return Allocation(*(float(v) for v in out)) if c.ndim == 0 else out
 
 
-def _numeric_optimum(params, law, c):
-    if law.inputs != ("n", "d"):
-        raise UserError(f"law {law.name} has inputs {', '.join(law.inputs)}; an allocation needs a law of N and D only")
+ALLOCATION_INPUTS = ("n", "d", "c", "m", "u")
+
+
+def has_allocation(law: Law) -> str | None:
+    """None when ``law`` has a compute-optimal allocation, else why not (one line)."""
+    if not set(law.inputs) <= set(ALLOCATION_INPUTS):
+        other = [k for k in law.inputs if k not in ALLOCATION_INPUTS]
+        return f"no allocation for law {law.name}: it reads {', '.join(other)}, which a compute budget does not fix"
+    if not set(law.inputs) & {"n", "d", "m"}:
+        return (f"no allocation for law {law.name}: it reads only {', '.join(law.inputs)}, so every split of a budget "
+                "between N and D predicts the same loss")
+    return None
+
+
+def _numeric_optimum(params, law, c, unique_tokens):
+    reason = has_allocation(law)
+    if reason:
+        raise UserError(reason)
+    if "u" in law.inputs and unique_tokens is None:
+        raise UserError(f"law {law.name} needs the number of unique tokens U for an allocation (--unique-tokens)")
     n_opt, loss = np.empty(c.shape), np.empty(c.shape)
     for i, ci in np.ndenumerate(c):
         total = np.log(ci / 6)
         x = np.linspace(0.02, 0.98, 481) * total            # log N; log D = total - log N
 
         def f(log_n):
-            return law.predict(params, {"n": np.exp(log_n), "d": np.exp(total - log_n)})
+            n, d = np.exp(log_n), np.exp(total - log_n)
+            inputs = {"n": n, "d": d, "c": np.full_like(n, ci), "m": d / n, "u": np.full_like(n, unique_tokens or 1.0)}
+            with np.errstate(all="ignore"):
+                return law.predict(params, {k: inputs[k] for k in law.inputs})
 
         k = int(np.argmin(f(x)))
         if k in (0, len(x) - 1):
@@ -94,18 +122,26 @@ def _numeric_optimum(params, law, c):
     return n_opt, loss
 
 
-def derived_quantities(params: Mapping[str, float], law: str, approach: int, targets_c=()) -> dict[str, float]:
+def derived_quantities(params: Mapping[str, float], law: str | Law, approach: int, targets_c=(),
+                       unique_tokens: float | None = None) -> dict[str, float]:
     """Quantities derived from a fit, by name: ``a``, ``b`` (exponents of N*, D* in C), ``G``
-    (Chinchilla), and at every target budget C: ``n_opt@C``, ``d_opt@C``,
-    ``tokens_per_param@C`` and (with a loss law) ``loss_opt@C``. C is written as ``%.3g``."""
+    (Chinchilla), ``M_opt`` (the over-training law's compute-optimal D/N), and at every target
+    budget C: ``n_opt@C``, ``d_opt@C``, ``tokens_per_param@C`` and (with a loss law)
+    ``loss_opt@C``. C is written as ``%.3g``. A law without an allocation raises UserError."""
     out: dict[str, float] = {}
     if approach != 3:
         out["a"], out["b"] = params["a"], params["b"]
     elif get_law(law).name == "chinchilla":
         out.update(chinchilla_constants(params))
+    elif get_law(law).name == "overtraining":
+        out["M_opt"] = (params["b"] / params["a"]) ** (1.0 / (2.0 * params["eta"]))
+    elif targets_c:
+        reason = has_allocation(get_law(law))
+        if reason:
+            raise UserError(reason)
     for c in targets_c:
         tag = f"@{c:.3g}"
-        alloc = compute_optimal(params, c, law) if approach == 3 else compute_optimal(
+        alloc = compute_optimal(params, c, law, unique_tokens) if approach == 3 else compute_optimal(
             {k: params[k] for k in ALLOCATION_PARAMS}, c)
         out["n_opt" + tag], out["d_opt" + tag] = alloc.n_opt, alloc.d_opt
         out["tokens_per_param" + tag] = alloc.tokens_per_param

@@ -2,9 +2,14 @@
 
 Conventions: N is parameters (count), D is training tokens (count), C is training compute in
 FLOPs (C = 6*N*D unless a column says otherwise), U is unique tokens (data-constrained law),
-and the predicted quantity is a loss in nats per token. Laws are fitted to log(loss), so every
-law must predict a positive value. A parameter marked ``log`` is optimised as its logarithm
-(it is positive); its ``grid`` gives start values in those optimisation coordinates.
+M = D/N is the token multiplier (over-training law), X is the input of a downstream law (a loss
+in nats), and the predicted quantity is a loss in nats per token (or, for the task laws, an error
+rate or accuracy in [0, 1]). Input names in code: ``n``, ``d``, ``c``, ``u``, ``m``, ``x``.
+
+A law is fitted by default in its ``space``: ``log`` (residuals of log(prediction), so it must
+predict positive values) or ``loss`` (residuals of the prediction itself, as ``curve_fit`` does).
+A parameter marked ``log`` is optimised as its logarithm (it is positive); its ``grid`` gives
+start values in those optimisation coordinates.
 
 Shipped laws:
 
@@ -16,6 +21,13 @@ Shipped laws:
   D' = U + U*Rd*(1 - exp(-R_D/Rd)), R_D = D/U - 1 repeated epochs, and effective parameters
   N' = U_N + U_N*Rn*(1 - exp(-R_N/Rn)), U_N = min(N, N_opt(U)), R_N = N/U_N - 1, where
   N_opt(U) is the compute-optimal size for U tokens under the same law's base parameters.
+- ``overtraining``: Gadre et al. (2024), Eq. 4: L(C, M) = E + (a*M^eta + b*M^-eta)*C^-eta, the
+  reducible loss at a fixed token multiplier M = D/N being a power law in C with one exponent.
+  It is the Chinchilla law with alpha = beta = 2*eta, a = A*6^eta, b = B*6^eta.
+- ``task_exponential``: Gadre et al. (2024), Eq. 5: Err(L) = eps - k*exp(-gamma*L), top-1 error
+  against a loss L (fitted on the error itself by default).
+- ``task_sigmoid``: Acc(L) = a/(1 + exp(-k*(L - L0))) + b, accuracy against a loss L, with a > 0
+  (k < 0 when accuracy falls as the loss grows); fitted on the accuracy itself by default.
 
 User-defined forms: build a :class:`Law` with a ``predict`` function (and optionally its
 ``jacobian`` with respect to the natural parameters) and pass it wherever a law name is taken.
@@ -24,51 +36,13 @@ Power laws of metrics against compute live in :mod:`scaling.fit.powerlaw`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Mapping
-
 import numpy as np
 
 from scaling.errors import unknown_choice
+from scaling.fit.expression import expression_law, is_expression
+from scaling.fit.law import Arrays, Law, Parameter
 
-Arrays = Mapping[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter: its name, whether it is optimised as log(value), and start values
-    (in optimisation coordinates: log(value) when ``log``)."""
-
-    name: str
-    log: bool
-    grid: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Law:
-    """A law L(inputs; params). ``predict(params, inputs)`` takes natural-unit parameters and a
-    mapping of input arrays and returns the predicted loss; ``jacobian(params, inputs)``, when
-    given, returns d(prediction)/d(parameter) for every parameter name (natural units)."""
-
-    name: str
-    inputs: tuple[str, ...]
-    parameters: tuple[Parameter, ...]
-    formula: str
-    predict: Callable[[Mapping[str, float], Arrays], np.ndarray]
-    jacobian: Callable[[Mapping[str, float], Arrays], Mapping[str, np.ndarray]] | None = None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Parameter names in order."""
-        return tuple(p.name for p in self.parameters)
-
-    def to_natural(self, z: np.ndarray) -> dict[str, float]:
-        """Natural-unit parameters from optimisation coordinates (exp of the ``log`` ones)."""
-        return {p.name: float(np.exp(v) if p.log else v) for p, v in zip(self.parameters, z)}
-
-    def to_coordinates(self, params: Mapping[str, float]) -> np.ndarray:
-        """Optimisation coordinates of natural-unit parameters."""
-        return np.array([np.log(params[p.name]) if p.log else params[p.name] for p in self.parameters])
+__all__ = ["Arrays", "Law", "Parameter", "LAWS", "get_law"]
 
 
 def _chinchilla(p, x):
@@ -112,6 +86,45 @@ def _data_constrained(p, x):
     return p["E"] + p["A"] / n_eff ** alpha + p["B"] / d_eff ** beta
 
 
+def _overtraining(p, x):
+    c, m = np.asarray(x["c"], float), np.asarray(x["m"], float)
+    return p["E"] + (p["a"] * m ** p["eta"] + p["b"] * m ** -p["eta"]) * c ** -p["eta"]
+
+
+def _overtraining_jacobian(p, x):
+    c, m = np.asarray(x["c"], float), np.asarray(x["m"], float)
+    up, down, cc = m ** p["eta"], m ** -p["eta"], c ** -p["eta"]
+    reducible = (p["a"] * up + p["b"] * down) * cc
+    return {"E": np.ones_like(reducible), "a": up * cc, "b": down * cc,
+            "eta": (p["a"] * up - p["b"] * down) * cc * np.log(m) - reducible * np.log(c)}
+
+
+def _task_exponential(p, x):
+    return p["eps"] - p["k"] * np.exp(-p["gamma"] * np.asarray(x["x"], float))
+
+
+def _task_exponential_jacobian(p, x):
+    lx = np.asarray(x["x"], float)
+    decay = np.exp(-p["gamma"] * lx)
+    return {"eps": np.ones_like(decay), "k": -decay, "gamma": p["k"] * lx * decay}
+
+
+def _task_sigmoid(p, x):
+    return p["a"] * _logistic(p["k"] * (np.asarray(x["x"], float) - p["L0"])) + p["b"]
+
+
+def _task_sigmoid_jacobian(p, x):
+    shift = np.asarray(x["x"], float) - p["L0"]
+    s = _logistic(p["k"] * shift)
+    slope = p["a"] * s * (1 - s)
+    return {"a": s, "k": slope * shift, "L0": -slope * p["k"], "b": np.ones_like(s)}
+
+
+def _logistic(t):
+    """1/(1 + exp(-t)) without overflow for large |t|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(t, float)))
+
+
 _EXP = (0.0, 0.5, 1.0, 1.5, 2.0)
 _LOG_COEF = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
 _LOG_E = (-1.0, -0.5, 0.0, 0.5, 1.0)
@@ -134,19 +147,40 @@ LAWS: dict[str, Law] = {
             (Parameter("E", True, (-0.5, 0.25, 1.0)), Parameter("Cc", True, (20.0, 35.0, 50.0)),
              Parameter("alpha_c", False, (0.03, 0.1, 0.3))),
             "L = E + (Cc/C)^alpha_c", _kaplan_compute, _kaplan_compute_jacobian),
+        # Exponents start away from 0: N_opt(U) divides by alpha + beta.
         Law("data_constrained", ("n", "d", "u"),
-            CHINCHILLA.parameters + (Parameter("rd_star", True, (1.0, 2.0, 3.0)),
-                                     Parameter("rn_star", True, (0.5, 1.5, 2.5))),
+            (Parameter("E", True, (-0.5, 0.5)), Parameter("A", True, (5.0, 10.0)), Parameter("B", True, (5.0, 10.0)),
+             Parameter("alpha", False, (0.3, 0.6)), Parameter("beta", False, (0.3, 0.6)),
+             Parameter("rd_star", True, (1.0, 3.0)), Parameter("rn_star", True, (0.5, 2.5))),
             "L = E + A/N'^alpha + B/D'^beta, D' = U + U*Rd*(1-exp(-R_D/Rd)), N' likewise",
             _data_constrained),
+        Law("overtraining", ("c", "m"),
+            (Parameter("E", True, (-0.5, 0.5)), Parameter("a", True, (0.0, 5.0, 10.0)),
+             Parameter("b", True, (0.0, 5.0, 10.0)), Parameter("eta", False, (0.05, 0.15, 0.3))),
+            "L = E + (a*M^eta + b*M^-eta)*C^-eta, M = D/N", _overtraining, _overtraining_jacobian),
+        Law("task_exponential", ("x",),
+            (Parameter("eps", False, (0.5, 0.8, 1.0)), Parameter("k", True, (-2.0, 0.0, 2.0, 4.0)),
+             Parameter("gamma", False, (0.3, 1.0, 3.0))),
+            "Err = eps - k*exp(-gamma*L)", _task_exponential, _task_exponential_jacobian, space="loss"),
+        Law("task_sigmoid", ("x",),
+            # a > 0 (fitted as log a): a/(1 + e^(-k t)) + b = -a/(1 + e^(k t)) + a + b would otherwise give
+            # every fit a mirror-image twin with the same objective
+            (Parameter("a", True, (np.log(0.3), np.log(0.7))), Parameter("k", False, (-10.0, -3.0, -1.0)),
+             Parameter("L0", False, (1.0, 2.0, 3.0, 4.0, 5.0)), Parameter("b", False, (0.0, 0.25))),
+            "Acc = a/(1 + exp(-k*(L - L0))) + b", _task_sigmoid, _task_sigmoid_jacobian, space="loss"),
     )
 }
 
 
-def get_law(law: str | Law) -> Law:
-    """The :class:`Law` called ``law`` (a Law passes through); unknown names raise UserError."""
+def get_law(law: str | Law, bound: tuple[str, ...] = ()) -> Law:
+    """The :class:`Law` called ``law`` (a Law passes through), or the law an expression such as
+    ``E + A/N**alpha`` writes (see :mod:`scaling.fit.expression`; ``bound`` names extra input
+    symbols). Unknown names raise UserError."""
     if isinstance(law, Law):
         return law
+
+    if is_expression(law):
+        return expression_law(law, bound)
     if law not in LAWS:
         raise unknown_choice("law", law, LAWS)
     return LAWS[law]

@@ -57,6 +57,13 @@ class Problem:
         w = None if weights is None else np.asarray(weights, dtype=float)
         return cls(x1 - m1, x2 - m2, np.log(np.asarray(y, dtype=float)), m1, m2, float(delta), w)
 
+    def restricted(self, rows) -> "Problem":
+        """The same problem on a subset of the points, re-centred (shared weights follow the rows)."""
+        x1, x2 = self.x1[rows] + self.m1, self.x2[rows] + self.m2
+        m1, m2 = float(x1.mean()), float(x2.mean())
+        w = None if self.weights is None else self.weights[..., rows]
+        return Problem(x1 - m1, x2 - m2, self.ly[rows], m1, m2, self.delta, w)
+
     def tables(self, dtype) -> dict:
         """Per-point arrays in ``dtype``: x1, x2, log y and the feature table
         (1, x1, x2, x1^2, x2^2, x1*x2) with shared weights folded in; cached per dtype."""
@@ -266,13 +273,17 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         return (f, g, H) if identity else (f, g @ J, J.T @ H @ J)
 
     f, g, H = free_eval(z, rows)
+    usable = _finite(f, g, H)            # a start where the law overflows takes no step
+    f = np.where(usable, f, np.inf)
+    H[~usable] = np.eye(H.shape[1])
+    g[~usable] = 0.0
     ev, V = np.linalg.eigh(H)            # recomputed only where a step is accepted
     w = problem.weights
     total = float(problem.x1.size if w is None else (w.sum() if w.ndim == 1 else w.sum(axis=1).max()))
     floor = ABSOLUTE_FLOOR * total       # an exact fit has f ~ 0: no relative criterion can hold there
     lam = np.full(S, lam0)
     dec = np.full(S, np.inf)
-    active = np.isfinite(f)
+    active = usable.copy()
     iters = np.zeros(S, dtype=int)
     converged = np.zeros(S, dtype=bool)
     stalled = np.zeros(S, dtype=bool)
@@ -296,7 +307,7 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         step *= np.minimum(1.0, max_step / np.maximum(size, 1e-300))[:, None]
         z_new = z[idx] + step
         f_new, g_new, H_new = free_eval(z_new, rows[idx])
-        ok = f_new < f[idx]
+        ok = (f_new < f[idx]) & _finite(f_new, g_new, H_new)
         iters[idx] += 1
         acc = idx[ok]
         z[acc], f[acc], g[acc] = z_new[ok], f_new[ok], g_new[ok]
@@ -309,3 +320,8 @@ def minimise(problem: Problem, z0: np.ndarray, param: Parametrisation, *, dtype=
         stalled[stuck] = True
         active[stuck] = False
     return NewtonResult(z, f, dec, iters, converged, stalled)
+
+
+def _finite(f, g, H) -> np.ndarray:
+    """Rows whose objective, gradient and Hessian are all finite."""
+    return np.isfinite(f) & np.isfinite(g).all(axis=1) & np.isfinite(H).all(axis=(1, 2))

@@ -1,4 +1,6 @@
-"""Fit objectives on log-residuals r = log(predicted) - log(observed).
+"""Fit objectives on residuals r in one of two spaces: ``log`` (r = log(predicted) - log(observed),
+the default of every loss law) or ``loss`` (r = predicted - observed, in the units of the fitted
+quantity, as ``scipy.optimize.curve_fit`` fits).
 
 - ``huber``: sum_i rho_delta(r_i), rho_delta(r) = r^2/2 for |r| <= delta, delta*(|r| - delta/2)
   beyond (Hoffmann et al. 2022 use delta = 1e-3).
@@ -7,7 +9,8 @@
   p(r) = exp(-rho_delta(r/sigma)) / (sigma * Z(delta)), as in Besiroglu et al. (2024)'s headline
   fit; sigma is fitted with the law and reported.
 
-Sums are weighted by optional point weights (bootstrap multiplicities).
+Sums are weighted by optional point weights (bootstrap multiplicities). ``delta`` is in the units
+of the residuals (log loss, or the loss itself).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scipy.special import ndtr
 from scaling.errors import unknown_choice
 
 LOSSES = ("huber", "mse", "huber-ml")
+SPACES = ("log", "loss")
 
 
 def check_loss(loss: str) -> str:
@@ -26,6 +30,25 @@ def check_loss(loss: str) -> str:
     if loss not in LOSSES:
         raise unknown_choice("loss", loss, LOSSES)
     return loss
+
+
+def check_space(space: str) -> str:
+    """Validate an objective space (one of SPACES)."""
+    if space not in SPACES:
+        raise unknown_choice("space", space, SPACES)
+    return space
+
+
+def residuals(predicted, observed, space: str) -> np.ndarray:
+    """Residuals of ``predicted`` against ``observed`` (broadcasting) in ``space``; NaN where the
+    prediction is undefined (non-positive in log space, or not finite)."""
+    with np.errstate(all="ignore"):
+        pred = np.asarray(predicted, dtype=float)
+        if space == "log":
+            r = np.log(np.where(pred > 0, pred, np.nan)) - np.log(observed)
+        else:
+            r = pred - observed
+    return np.where(np.isfinite(r), r, np.nan)
 
 
 def huber(r, delta: float) -> np.ndarray:
@@ -62,3 +85,32 @@ def log_likelihood(r, delta: float = 1e-3, weights=None) -> float:
     """Huber log-likelihood of residuals with the scale profiled out (goodness of fit, as in
     Besiroglu et al. 2024: higher is better)."""
     return -huber_nll(r, delta, best_log_sigma(r, delta, weights), weights)
+
+
+def huber_ml_path(solve_at, residuals, z, delta: float, weights=None, max_rounds: int = 200):
+    """Maximise the Huber likelihood with free scale sigma, starting from a Huber-sum optimum z.
+
+    At fixed sigma the likelihood is the Huber sum with threshold delta*sigma (rho_delta(r/sigma)
+    = rho_{delta sigma}(r)/sigma^2), and at fixed law parameters sigma is a 1-D optimum. The
+    threshold is lowered from delta by halves towards delta*sigma (a continuation: when
+    delta*sigma is tiny the problem is almost least absolute deviations, which Newton cannot take
+    in one jump), then the two are alternated to a fixed point. ``solve_at(delta_eff, z)`` returns
+    the Huber-sum optimum from z; ``residuals(z)`` the residuals. The returned info holds
+    ``log_sigma``, ``rounds``, ``log_likelihood`` and ``threshold`` (the final delta*sigma).
+    """
+    threshold = delta
+    nll_prev = np.inf
+    for rounds in range(1, max_rounds + 1):
+        log_sigma = best_log_sigma(residuals(z), delta, weights)
+        target = delta * np.exp(log_sigma)
+        threshold = max(threshold / 2, target)
+        z = solve_at(threshold, z)
+        r = residuals(z)
+        nll = huber_nll(r, delta, best_log_sigma(r, delta, weights), weights)
+        if threshold == target and abs(nll_prev - nll) <= 1e-13 * abs(nll):
+            break
+        nll_prev = nll
+    r = residuals(z)
+    log_sigma = best_log_sigma(r, delta, weights)
+    return z, {"log_sigma": float(log_sigma), "rounds": rounds, "threshold": float(threshold),
+               "log_likelihood": -huber_nll(r, delta, log_sigma, weights)}

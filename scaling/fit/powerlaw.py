@@ -19,8 +19,9 @@ from scaling.errors import UserError, unknown_choice
 
 @dataclass(frozen=True)
 class PowerLaw:
-    """Q = q_inf + k*C^gamma (q_inf = 0 for the pure law). ``rmse`` is in log Q for the pure law
-    and in Q for the saturating one; ``n_points`` the number of points fitted."""
+    """Q = q_inf + k*C^gamma (q_inf = 0 for the pure law). ``rmse`` and ``r2`` are in log Q for
+    the pure law and in Q for the saturating one (unweighted); ``n_points`` the number of points
+    fitted."""
 
     k: float
     gamma: float
@@ -28,16 +29,19 @@ class PowerLaw:
     saturating: bool = False
     rmse: float = float("nan")
     n_points: int = 0
+    r2: float = float("nan")
 
     def predict(self, c) -> np.ndarray:
         """Q at compute ``c`` (broadcasts)."""
         return self.q_inf + self.k * np.asarray(c, dtype=float) ** self.gamma
 
 
-def power_law_fit(c, q, saturating: bool = False, gamma_bounds: tuple[float, float] = (-3.0, 3.0)) -> PowerLaw:
+def power_law_fit(c, q, saturating: bool = False, gamma_bounds: tuple[float, float] = (-3.0, 3.0),
+                  weights=None) -> PowerLaw:
     """Fit Q = k*C^gamma, or Q = q_inf + k*C^gamma with ``saturating=True`` (gamma searched
     within ``gamma_bounds``). Needs positive C (and positive Q for the pure law), and at least
-    2 distinct C for the pure law (2 give an exact line), 4 points at 3 distinct C when saturating."""
+    2 distinct C for the pure law (2 give an exact line), 4 points at 3 distinct C when saturating.
+    ``weights`` (pure law only): inverse variances of log Q, for weighted least squares."""
     c = np.asarray(c, dtype=float)
     q = np.asarray(q, dtype=float)
     if c.shape != q.shape or c.ndim != 1:
@@ -54,9 +58,13 @@ def power_law_fit(c, q, saturating: bool = False, gamma_bounds: tuple[float, flo
         if np.any(q <= 0):
             raise UserError(f"a pure power law needs positive Q, got Q={float(q[q <= 0][0])!r}; try saturating=True")
         x, ly = np.log(c), np.log(q)
-        gamma, logk = np.polyfit(x, ly, 1)
-        rmse = float(np.sqrt(np.mean((ly - (logk + gamma * x)) ** 2)))
-        return PowerLaw(float(np.exp(logk)), float(gamma), 0.0, False, rmse, int(c.size))
+        w = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
+        gamma, logk = np.polyfit(x, ly, 1, w=w)
+        r = ly - (logk + gamma * x)
+        return PowerLaw(float(np.exp(logk)), float(gamma), 0.0, False, float(np.sqrt(np.mean(r ** 2))), int(c.size),
+                        _r2(r, ly))
+    if weights is not None:
+        raise UserError("weights apply to the pure power law only")
     c_ref = float(np.exp(np.mean(np.log(c))))      # rescale C so that C^gamma stays O(1)
     x = c / c_ref
 
@@ -73,8 +81,15 @@ def power_law_fit(c, q, saturating: bool = False, gamma_bounds: tuple[float, flo
     res = minimize_scalar(lambda g: solve(g)[1], bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
     gamma = float(res.x)
     (q_inf, k_ref), sse_best = solve(gamma)
+    r = q - (q_inf + k_ref * x ** gamma)
     return PowerLaw(float(k_ref * c_ref ** -gamma), gamma, float(q_inf), True,
-                    float(np.sqrt(sse_best / c.size)), int(c.size))
+                    float(np.sqrt(sse_best / c.size)), int(c.size), _r2(r, q))
+
+
+def _r2(residuals, observed) -> float:
+    """Coefficient of determination 1 - SSR/SST (NaN when the observations do not vary)."""
+    total = float(np.sum((observed - np.mean(observed)) ** 2))
+    return 1.0 - float(np.sum(residuals ** 2)) / total if total > 0 else float("nan")
 
 
 def envelope(df: pd.DataFrame, x: str = "flops_6nd", y: str = "loss_val", lower_is_better: bool = True) -> pd.DataFrame:

@@ -1,117 +1,246 @@
 """The local executor: train runs as child processes of this command, a few at a time.
 
 Each run is ``python -m scaling.train.entry STORE RUN_ID --threads K`` with its output appended to
-``runs/<id>/train.log``. Runs whose text LM (``init_from: pretrain:…``) is not done wait for it.
-A run another process holds (its lease is live) is left to that process: two launches of one
-sweep never train the same run at once, and relaunching resumes unfinished runs from their
-checkpoints and skips finished ones.
+``runs/<id>/train.log``; its exit status is its :class:`~scaling.runs.outcome.Outcome`. Runs
+whose text LM (``init_from: pretrain:…``) is not done wait for it. A run another process holds
+(its lease is live) is left to that process: two launches of one sweep never train the same run
+at once, and relaunching resumes unfinished runs from their checkpoints and skips finished ones.
+``cancel`` sends SIGTERM to the training processes of this host (they checkpoint and stop).
+
+Why not Submitit's ``LocalExecutor``: it starts every job at once, with no cap on how many run
+together and no order between jobs, and keeps its own pickles and logs beside the store; the
+dependency order, the cap, the leases and the progress lines would still be ours to write, so
+plain child processes are simpler.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
-from scaling.spec import RunSpec
-from scaling.store import FINAL_STATES, Store
+from scaling.errors import UserError
+from scaling.launch.protocol import Handle, RunState, StateReport
+from scaling.runs.graph import dependencies
+from scaling.runs.outcome import Outcome
+from scaling.spec import MirrorSpec, RunSpec, from_dict
+from scaling.store import FINAL_STATES, Lease, LeaseHeld, RunDir, Store, now, observed_state
 
-EXIT_STATES = {0: "done", 2: "failed", 3: "busy", 4: "diverged"}
-
-
-@dataclass
-class LaunchReport:
-    """What a launch did, by run id."""
-
-    skipped: list[str] = field(default_factory=list)
-    finished: dict[str, str] = field(default_factory=dict)
-    busy: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[str]:
-        return [r for r, s in self.finished.items() if s == "failed"]
-
-    @property
-    def diverged(self) -> list[str]:
-        return [r for r, s in self.finished.items() if s == "diverged"]
+TRAINER_MODULE = "scaling.train.entry"
 
 
-def order_with_dependencies(runs: list[RunSpec]) -> list[RunSpec]:
-    """The runs plus the runs they depend on, dependencies first, each once."""
-    from scaling.train.entry import dependencies
+@dataclass(frozen=True)
+class LocalSettings:
+    """max_parallel: runs trained at once; threads: torch threads per run (0: cores / max_parallel)."""
 
-    out: dict[str, RunSpec] = {}
-    for spec in runs:
-        for dep in dependencies(spec):
-            out.setdefault(dep.run_id, dep)
-    for spec in runs:
-        out.setdefault(spec.run_id, spec)
-    return list(out.values())
+    max_parallel: int = 2
+    threads: int = 0
 
 
-def launch_local(store: Store, runs: list[RunSpec], max_parallel: int = 2, threads: int | None = None,
-                 say: Callable[[str], None] = print, poll: float = 0.5) -> LaunchReport:
-    """Train every run that is not finished, at most ``max_parallel`` at once; wait for all."""
-    from scaling.train.entry import dependencies
+class LocalExecutor:
+    """Trains runs here (see the module docstring). ``sweep`` names the runs' sweep in messages."""
 
-    report = LaunchReport()
-    threads = threads or max(1, (os.cpu_count() or 1) // max_parallel)
-    todo: list[RunSpec] = []
-    for spec in order_with_dependencies(runs):
-        run = store.register(spec)
-        if run.status().get("state") in FINAL_STATES:
-            report.skipped.append(spec.run_id)
-        else:
-            todo.append(spec)
-    total = len(todo)
-    if report.skipped:
-        say(f"{len(report.skipped)} run(s) already finished: skipped")
-    active: dict[str, tuple[subprocess.Popen, RunSpec, float]] = {}
-    done_count = 0
-    while todo or active:
+    name = "local"
+
+    def __init__(self, store: Store, options: Mapping[str, Any], *, dry_run: bool = False, sweep: str = "",
+                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), say: Callable[[str], None] = print, poll: float = 0.5):
+        self.store, self.dry_run, self.mirrors, self.say, self.poll = store, dry_run, mirrors, say, poll
+        self.label = f"sweep {sweep}" if sweep else "runs"
+        self.settings = from_dict(LocalSettings, {k: v for k, v in options.items() if v is not None}, "local")
+        if self.settings.max_parallel < 1:
+            raise UserError(f"max_parallel = {self.settings.max_parallel} (--max-parallel, or the sweep's max_parallel): "
+                            "expected at least 1 run at a time")
+        if self.settings.threads < 0:
+            raise UserError(f"--threads = {self.settings.threads}: expected a positive number of torch threads per run "
+                            "(0 or none: cores / max_parallel)")
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+
+    @classmethod
+    def has_records(cls, store: Store) -> bool:
+        return True
+
+    def submit(self, runs: Sequence[RunSpec]) -> list[Handle]:
+        """Train every run that is not finished, at most ``max_parallel`` at once, and wait for all.
+        Each handle's action is the run's outcome, or ``blocked`` (its text LM did not finish here)."""
+        parallel = self.settings.max_parallel
+        threads = self.settings.threads or max(1, (os.cpu_count() or 1) // parallel)
+        ended: dict[str, Handle] = {}
+        todo: list[RunSpec] = []
+        for spec in runs:
+            run = self.store.register(spec)
+            if run.status().get("state") in FINAL_STATES:
+                ended[spec.run_id] = Handle(spec.run_id, action=Outcome.SKIPPED, detail=run.status()["state"])
+            else:
+                todo.append(spec)
+        if self.dry_run:
+            for spec in todo:
+                self.say(f"would train {spec.name} ({spec.run_id}) tokens {spec.train.tokens:,}")
+            self.say(f"{self.label}: would train {len(todo)} run(s) here, {parallel} at a time (dry run); "
+                     f"{len(ended)} already finished")
+            return [ended.get(s.run_id, Handle(s.run_id, action="would-train")) for s in runs]
+        self.say(f"launching {self.label}: {len(runs)} runs, {parallel} at a time, store {self.store.root}")
+        if ended:
+            self.say(f"{len(ended)} run(s) already finished: skipped")
+        progress = _Progress(len(todo))
+        active: dict[str, tuple[subprocess.Popen, RunSpec, float]] = {}
+        while todo or active:
+            self._reap(active, ended, progress)
+            for spec in list(todo):
+                if len(active) >= parallel:
+                    break
+                waiting = self._waits_for(spec, ended)
+                if waiting == "a failed text LM":
+                    todo.remove(spec)
+                    ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM did not finish here")
+                    self.say(f"blocked  {spec.name} ({spec.run_id}): its text LM did not finish here")
+                if waiting != "nothing":
+                    continue
+                todo.remove(spec)
+                active[spec.run_id] = (self._start(spec, threads), spec, time.monotonic())
+                self.say(f"start    {spec.name} ({spec.run_id}) tokens {spec.train.tokens:,}")
+            if active:
+                time.sleep(self.poll)
+            elif todo:  # nothing can start: dependencies are held elsewhere
+                break
+        for spec in todo:
+            ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM is trained elsewhere")
+        return self._summarise([ended[s.run_id] for s in runs])
+
+    def _reap(self, active: dict, ended: dict[str, Handle], progress: "_Progress") -> None:
+        """Record the outcome of every training process that has ended, with a progress line."""
         for run_id, (proc, spec, started) in list(active.items()):
             code = proc.poll()
             if code is None:
                 continue
             del active[run_id]
-            state = EXIT_STATES.get(code, "failed")
-            if state == "busy":
-                report.busy.append(run_id)
-                say(f"[{done_count}/{total}] {spec.name} ({run_id}) is being trained by another process: left to it")
+            outcome = Outcome.from_exit_code(code)
+            ended[run_id] = Handle(run_id, job=f"{socket.gethostname()}:{proc.pid}", action=outcome)
+            if outcome == Outcome.BUSY:
+                self.say(f"{progress} {spec.name} ({run_id}) is being trained by another process: left to it")
                 continue
-            done_count += 1
-            report.finished[run_id] = state
-            status = store.run(run_id).status()
-            summary = store.run(run_id).summary() or {}
-            detail = f"loss_val {summary['loss_val']:.4f}" if state == "done" and "loss_val" in summary else status.get("error") or ""
-            say(f"[{done_count}/{total}] {state:8s} {spec.name} ({run_id}) in {time.monotonic() - started:.0f}s {detail}".rstrip())
-        for spec in list(todo):
-            if len(active) >= max_parallel:
-                break
-            deps = [store.run(d.run_id).status().get("state") for d in dependencies(spec)]
-            if any(s in ("failed", "diverged") for s in deps) or any(d.run_id in report.busy for d in dependencies(spec)):
-                todo.remove(spec)
-                report.blocked.append(spec.run_id)
-                say(f"blocked  {spec.name} ({spec.run_id}): its text LM did not finish here")
-                continue
-            if any(s != "done" for s in deps):
-                continue
-            todo.remove(spec)
-            run = store.run(spec.run_id)
-            log = open(run.log_file, "a")
-            cmd = [sys.executable, "-m", "scaling.train.entry", str(store.root), spec.run_id, "--threads", str(threads)]
-            env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-            active[spec.run_id] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), spec, time.monotonic())
-            log.close()
-            say(f"start    {spec.name} ({spec.run_id}) tokens {spec.train.tokens:,}")
-        if active:
-            time.sleep(poll)
-        elif todo:  # nothing can start: dependencies are held elsewhere
-            break
-    for spec in todo:
-        report.blocked.append(spec.run_id)
-    return report
+            if outcome == Outcome.FAILED:
+                record_failure(self.store.run(run_id), code)
+            progress.finished += 1
+            self.say(f"{progress} {outcome:8s} {spec.name} ({run_id}) in {time.monotonic() - started:.0f}s "
+                     f"{self._detail(run_id, outcome)}".rstrip())
+
+    def _waits_for(self, spec: RunSpec, ended: dict[str, Handle]) -> str:
+        """What keeps ``spec`` from starting: ``nothing``, ``a text LM`` (not done yet) or ``a failed
+        text LM`` (failed, diverged, or trained by another process that this launch cannot wait for)."""
+        deps = dependencies(spec)
+        states = [self.store.run(d.run_id).status().get("state") for d in deps]
+        if any(s in ("failed", "diverged") for s in states) or any(d.run_id in ended and ended[d.run_id].action == Outcome.BUSY for d in deps):
+            return "a failed text LM"
+        return "a text LM" if any(s != "done" for s in states) else "nothing"
+
+    def _summarise(self, handles: list[Handle]) -> list[Handle]:
+        """Say what the launch did, in one line; returns ``handles``."""
+        n = Counter(h.action for h in handles)
+        self.say(f"{self.label}: {n[Outcome.DONE]} trained, {n[Outcome.SKIPPED]} already done, {n[Outcome.FAILED]} failed, "
+                 f"{n[Outcome.DIVERGED]} diverged, {n[Outcome.STOPPED]} stopped, {n[Outcome.BUSY]} running elsewhere, "
+                 f"{n['blocked']} blocked; logs in {self.store.root}/runs/<run_id>/train.log")
+        return handles
+
+    def _start(self, spec: RunSpec, threads: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", TRAINER_MODULE, str(self.store.root), spec.run_id, "--threads", str(threads),
+               *self.mirrors.trainer_flags()]
+        env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+        with open(self.store.run(spec.run_id).log_file, "a") as log:
+            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def _detail(self, run_id: str, outcome: Outcome) -> str:
+        run = self.store.run(run_id)
+        summary = run.summary() or {}
+        if outcome == Outcome.DONE and "loss_val" in summary:
+            return f"loss_val {summary['loss_val']:.4f}"
+        return run.status().get("error") or ""
+
+    def handles(self, runs: Sequence[RunSpec]) -> list[Handle]:
+        """One handle per run; ``job`` is the training process (``host:pid``) when one holds the run."""
+        handles = []
+        for spec in runs:
+            owner = Lease(self.store.run(spec.run_id)).live_owner() if self.store.run(spec.run_id).path.is_dir() else None
+            handles.append(Handle(spec.run_id, job=f"{owner.get('host')}:{owner.get('pid')}" if owner else ""))
+        return handles
+
+    def state(self, handles: Sequence[Handle]) -> StateReport:
+        """The store's state of each run; the ``job`` column is the SLURM job that last trained it, if any."""
+        states = []
+        for h in handles:
+            run = self.store.run(h.run_id)
+            status = run.status() if run.spec_file.exists() else {"state": "new"}
+            states.append(RunState(h.run_id, observed_state(run, status), status.get("error") or status.get("note") or "",
+                                   (("job", status.get("job_id") or "-"),)))
+        return StateReport(states)
+
+    def cancel(self, handles: Sequence[Handle]) -> list[Handle]:
+        """SIGTERM to the processes of this host that train these runs (each checkpoints and stops);
+        returns the handles of those signalled. Processes on other hosts are left alone."""
+        here = socket.gethostname()
+        cancelled = []
+        for h in handles:
+            host, _, pid = h.job.rpartition(":")
+            if host == here and pid.isdigit() and _is_trainer_of(int(pid), self.store.run(h.run_id)):
+                os.kill(int(pid), signal.SIGTERM)
+                cancelled.append(h)
+        return cancelled
+
+
+@dataclass
+class _Progress:
+    """``[finished/total]`` of a launch's progress lines."""
+
+    total: int
+    finished: int = 0
+
+    def __str__(self) -> str:
+        return f"[{self.finished}/{self.total}]"
+
+
+def record_failure(run: RunDir, exit_code: int) -> None:
+    """Mark ``run`` failed, with why, after its training process ended with ``exit_code`` without
+    recording it (killed, or its disk full): the signal that killed it, or the last line of its
+    train.log (an exception's). Done under the run's lease, and only while status.json still says
+    running: a run another process has taken over meanwhile is left to it."""
+    try:
+        lease = Lease(run).acquire()
+    except LeaseHeld:
+        return
+    try:
+        if run.status().get("state") != "running":
+            return
+        if exit_code < 0:
+            reason = f"killed by {_signal_name(-exit_code)}"
+        else:
+            lines = run.log_file.read_bytes()[-4096:].decode("utf-8", "replace").strip().splitlines() if run.log_file.exists() else []
+            reason = f"exit status {exit_code}" + (f": {lines[-1].strip()}" if lines else "")
+        run.update_status(state="failed", error=reason, finished=now())
+    finally:
+        lease.release()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _is_trainer_of(pid: int, run: RunDir) -> bool:
+    """Whether process ``pid`` of this host is ``scaling.train.entry`` training ``run`` (so that a
+    lease left by a dead process whose pid was reused never makes us signal a stranger)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return TRAINER_MODULE.encode() in args and run.run_id.encode() in args

@@ -12,7 +12,7 @@ The ``slurm:`` section of a sweep file (every key optional; unknown keys are err
       gpus_per_node: 8          # runs with more GPUs than this span ceil(gpus/gpus_per_node) nodes
       tasks_per_run: 1          # CPU-only runs: data-parallel processes
       cpus_per_task: 8          # default: 8 with GPUs, else 1 (also the torch thread count)
-      mem_per_task: 64G         # default: 2 GiB + 20 bytes per parameter, rounded up to 256 MB
+      mem_per_task: 64G         # default: 2 GiB + the task's training state (scaling.runs.costs), rounded up to 256 MB
       time: ""                  # a fixed limit ('90', '45m', '2h', '1-00:00:00'); default: estimated
       throughput: 1.0e14        # assumed 6·N·D FLOP/s per task (default 1e14 per GPU, 5e9 per CPU task)
       time_factor: 2.0          # safety factor on the estimated time
@@ -31,7 +31,11 @@ The ``slurm:`` section of a sweep file (every key optional; unknown keys are err
       by_params:                # size-dependent overrides: every rule with min_params <= N applies
         - {min_params: 1B, gpus_per_run: 4, mem_per_task: 128G}
 
-Estimated time limit = 6·N_total·D / (throughput × tasks) × time_factor, clamped to
+The default memory per task is what ``scaling plan`` shows as mem/task (the one memory model,
+:func:`scaling.runs.costs.costs`, under the ``zero1`` strategy the trainer runs, over the run's
+tasks) plus :data:`MEM_BASE_MB`: on a GPU run it bounds what the host holds of the same state
+(loading a checkpoint, a decay branch's trunk copy). Estimated time limit = 6·N_total·D_spent /
+(throughput × tasks) × time_factor (D_spent: decay branches included), clamped to
 [min_time, max_time] and rounded up to the next step of :data:`TIME_STEPS_MIN`, so that runs
 of similar cost share one array. A run that outlives its limit is checkpointed and requeued.
 """
@@ -46,13 +50,13 @@ from typing import Any
 
 from scaling.errors import UserError
 from scaling.launch.scheduler import Partition, parse_time_minutes
+from scaling.runs.costs import costs, param_counts
 from scaling.spec import RunSpec, from_dict, parse_count
 
 TIME_STEPS_MIN = (5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080)
 GPU_THROUGHPUT = 1e14  # 6·N·D FLOP/s per GPU assumed when the sweep gives none (~30-40% MFU on an A100)
 CPU_THROUGHPUT = 5e9  # per CPU task
-MEM_BASE_MB = 2048
-MEM_BYTES_PER_PARAM = 20  # fp32 weights, gradients, two Adam moments, and some slack
+MEM_BASE_MB = 2048  # per task, besides the training state: the interpreter, torch, the prepared data
 SLURM_SIGNAL_LOOKAHEAD_S = 30  # slurmctld checks limits every 30 s and sends --signal warnings up to that much early
 
 
@@ -232,18 +236,9 @@ def time_step(minutes: int) -> int:
     return next((step for step in TIME_STEPS_MIN if step >= minutes), minutes)
 
 
-def run_size(spec: RunSpec) -> int:
-    """N_total of a run (all parameters, embeddings included: the 6·N·D convention)."""
-    from scaling.layout import vocab_layout
-    from scaling.models import count_params
-
-    vocab, added = vocab_layout(spec.data, spec.init, spec.init_from, spec.model.size)
-    return count_params(spec.model, vocab, added, spec.data.context).total
-
-
 def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) -> Resources:
     """The request of one run on ``partition``; UserError when the partition cannot satisfy it."""
-    n_params = run_size(spec)
+    n_params = param_counts(spec).total
     s = settings.for_params(n_params)
     if s.gpus_per_run:
         per_node = s.gpus_per_node or s.gpus_per_run
@@ -253,15 +248,14 @@ def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) 
     else:
         nodes, tasks_per_node, gpus_per_node = 1, s.tasks_per_run, 0
     cpus = s.cpus_per_task or (8 if s.gpus_per_run else 1)
+    cost = costs(spec, "zero1", nodes * tasks_per_node)
     mem_task = memory_mb(s.mem_per_task, "slurm.mem_per_task") if s.mem_per_task else \
-        256 * math.ceil((MEM_BASE_MB + MEM_BYTES_PER_PARAM * n_params / 2**20) / 256)
+        256 * math.ceil((MEM_BASE_MB + cost.memory.total / 2**20) / 256)
     if s.time:
         minutes = duration_minutes(s.time, "slurm.time")
     else:
         throughput = s.throughput or (GPU_THROUGHPUT if s.gpus_per_run else CPU_THROUGHPUT)
-        from scaling.train.schedule import Plan  # tokens spent, decay branches included
-
-        minutes = estimate_minutes(6.0 * n_params * Plan.of(spec).tokens_spent, throughput, nodes * tasks_per_node, s.time_factor)
+        minutes = estimate_minutes(cost.flops, throughput, nodes * tasks_per_node, s.time_factor)
         ceiling = duration_minutes(s.max_time, "slurm.max_time") if s.max_time else partition.max_time_min
         minutes = time_step(max(minutes, duration_minutes(s.min_time, "slurm.min_time")))
         if ceiling:

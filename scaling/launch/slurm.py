@@ -1,6 +1,7 @@
 """The SLURM executor: submit a sweep's unfinished runs as job arrays through Submitit, and return.
 
-One launch:
+:class:`SlurmExecutor` implements the executor protocol (:mod:`scaling.launch.protocol`).
+One ``submit``:
 
 1. refreshes the manifest with ONE queue query (:func:`scaling.launch.manifest.refresh`);
 2. decides per run: done → skip; a live job → skip (relaunch is idempotent); trained by a live
@@ -19,29 +20,30 @@ One launch:
 5. appends each array's jobs to the manifest as soon as ``sbatch`` has returned their ids.
 
 Launches of one store are serialised by a lock; the run lease still guarantees one writer per run.
+``state`` refreshes the manifest with one queue query and says which runs' jobs are queued or
+running; ``cancel`` cancels the live jobs of runs in one ``scancel`` call.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from scaling.errors import UserError
+from scaling.formatting import format_rows
 from scaling.launch import scheduler
 from scaling.launch.manifest import JobRecord, Manifest, refresh, store_lock
+from scaling.launch.protocol import Handle, RunState, StateReport
 from scaling.launch.resources import Resources, SlurmSettings, resources_for
 from scaling.launch.scheduler import SchedulerError, TransientSchedulerError, slurm_available, with_retries
 from scaling.launch.snapshot import Snapshot, prune_snapshots, snapshot_code
-from scaling.spec import RunSpec
-from scaling.store import FINAL_STATES, Lease, RunDir, Store, now
-from scaling.sweep import Sweep
-
-__all__ = ["launch_slurm", "slurm_available", "overview", "cancel_runs", "settings_flags"]
+from scaling.runs.graph import dependencies
+from scaling.spec import MirrorSpec, RunSpec
+from scaling.store import FINAL_STATES, Lease, RunDir, Store, now, observed_state
 
 LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
 LOCAL_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
@@ -62,7 +64,7 @@ class Decision:
 
 
 @dataclass
-class ArrayPlan:
+class ArrayRequest:
     """One sbatch call: runs sharing resources and dependencies."""
 
     runs: list[RunSpec]
@@ -73,20 +75,6 @@ class ArrayPlan:
     job_ids: list[str] = field(default_factory=list)
 
 
-def settings_flags(args: argparse.Namespace) -> dict:
-    """The slurm settings given on the command line (None where not given)."""
-    extra = {}
-    for item in getattr(args, "sbatch", None) or []:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise UserError(f"--sbatch {item!r}: expected KEY=VALUE (or KEY for a flag), e.g. --sbatch exclude=node3")
-        extra[key.lstrip("-")] = value if sep else True
-    flags = {name: getattr(args, name, None) for name in ("partition", "account", "qos", "constraint", "gpus_per_run",
-                                                          "tasks_per_run", "cpus_per_task", "mem_per_task", "time",
-                                                          "array_parallelism", "max_attempts")}
-    return {**flags, "sbatch": extra or None}
-
-
 def lease_holder(run: RunDir) -> str | None:
     """Who holds the run's lease, when a live process does (read-only: the lease is not touched)."""
     return Lease(run).live_holder()
@@ -95,8 +83,6 @@ def lease_holder(run: RunDir) -> str | None:
 def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRecord]], queue: dict,
            settings: SlurmSettings) -> list[Decision]:
     """One decision per run (dependencies first), from the store, the manifest and the queue."""
-    from scaling.train.entry import dependencies
-
     decisions: dict[str, Decision] = {}
     for spec in specs:
         run = store.run(spec.run_id)
@@ -131,8 +117,8 @@ def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRe
     return list(decisions.values())
 
 
-def plan_arrays(decisions: list[Decision], settings: SlurmSettings, partition: scheduler.Partition,
-                max_array_size: int) -> list[ArrayPlan]:
+def group_arrays(decisions: list[Decision], settings: SlurmSettings, partition: scheduler.Partition,
+                 max_array_size: int) -> list[ArrayRequest]:
     """Group the runs to submit into arrays (wave, resources, dependencies), split below ``max_array_size``."""
     groups: dict[tuple, list[RunSpec]] = {}
     for d in decisions:
@@ -143,7 +129,7 @@ def plan_arrays(decisions: list[Decision], settings: SlurmSettings, partition: s
     arrays = []
     for (wave, res, after_jobs, after_runs), runs in sorted(groups.items(), key=lambda kv: kv[0][0]):
         for start in range(0, len(runs), size):
-            arrays.append(ArrayPlan(runs[start:start + size], res, after_jobs, after_runs, wave))
+            arrays.append(ArrayRequest(runs[start:start + size], res, after_jobs, after_runs, wave))
     return arrays
 
 
@@ -163,7 +149,7 @@ def check_store_visible(root: Path, partition: scheduler.Partition) -> None:
                         f"{partition.name!r} cannot see; expected a shared filesystem path (use --store)")
 
 
-def validate(arrays: list[ArrayPlan], say: Callable[[str], None]) -> None:
+def validate(arrays: list[ArrayRequest], say: Callable[[str], None]) -> None:
     """``sbatch --test-only`` once per distinct request; UserError with SLURM's reason if it is refused."""
     seen: set[Resources] = set()
     for array in arrays:
@@ -178,8 +164,8 @@ def validate(arrays: list[ArrayPlan], say: Callable[[str], None]) -> None:
                             f"request was: {' '.join(flags)}")
 
 
-def submit_array(store_root: Path, array: ArrayPlan, settings: SlurmSettings, snapshot: Snapshot, sweep: str,
-                 dependency: list[str]) -> list[str]:
+def submit_array(store_root: Path, array: ArrayRequest, settings: SlurmSettings, snapshot: Snapshot, sweep: str,
+                 mirrors: MirrorSpec, dependency: list[str]) -> list[str]:
     """One sbatch call through Submitit; returns the job keys in run order. Stray files of a failed call are removed."""
     import submitit
 
@@ -200,7 +186,7 @@ def submit_array(store_root: Path, array: ArrayPlan, settings: SlurmSettings, sn
     executor.update_parameters(job_name=f"scaling-{sweep}", time=res.time_min, nodes=res.nodes, ntasks_per_node=res.tasks_per_node,
                                signal_delay_s=settings.signal_delay, array_parallelism=settings.array_parallelism,
                                setup=setup, srun_args=srun_args, additional_parameters=additional)
-    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues) for spec in array.runs]
+    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues, mirrors=mirrors) for spec in array.runs]
     before = set(folder.iterdir())
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # Submitit echoes sbatch's stderr; the error below carries it
@@ -214,43 +200,106 @@ def submit_array(store_root: Path, array: ArrayPlan, settings: SlurmSettings, sn
     return [job.job_id for job in jobs]
 
 
-def launch_slurm(store: Store, sweep: Sweep, args: argparse.Namespace, say: Callable[[str], None] = print) -> int:
-    """Submit every unfinished run of ``sweep`` that has no live job; return at once (exit status)."""
-    from scaling.launch.local import order_with_dependencies
+class SlurmExecutor:
+    """Runs train as SLURM jobs submitted through Submitit (see the module docstring).
 
-    settings = SlurmSettings.from_config(sweep.config.get("slurm"), settings_flags(args))
-    root = store.root.resolve()
-    store = Store(root)
-    specs = order_with_dependencies(list(sweep.runs))
-    store.record_sweep(sweep.name, [r.run_id for r in sweep.runs], sweep.source)
-    for spec in specs:
-        store.register(spec)
-    manifest = Manifest(store)
-    with store_lock(store, "launch"):
-        queue = refresh(manifest, lambda ids: with_retries(lambda: scheduler.query_jobs(ids), say=say))
-        removed = [] if getattr(args, "dry_run", False) else prune_snapshots(store, {r.snapshot for r in manifest.jobs().values() if r.open})
-        if removed:
-            say(f"removed {len(removed)} code snapshot(s) no queued or running job uses: {', '.join(removed)}")
-        decisions = decide(store, specs, manifest.by_run(), queue, settings)
-        todo = [d for d in decisions if d.action == "submit"]
-        arrays: list[ArrayPlan] = []
-        if todo:
-            cluster = with_retries(scheduler.cluster_info, say=say)
-            partition = cluster.partition(settings.partition or None)
-            check_store_visible(root, partition)
-            arrays = plan_arrays(decisions, settings, partition, cluster.max_array_size)
-            validate(arrays, say)
-            if getattr(args, "dry_run", False):
-                print_plan(sweep, decisions, arrays, settings, say, submitted=False)
-                return 0
-            snapshot = snapshot_code(store)
-            submit_all(store, manifest, arrays, settings, snapshot, sweep.name, say)
-    print_plan(sweep, decisions, arrays, settings, say, submitted=True)
-    return 0
+    ``options``: the settings of :class:`~scaling.launch.resources.SlurmSettings` (the sweep's
+    ``slurm:`` section merged with the command line's flags); ``dry_run``: check every request
+    with SLURM but submit nothing; ``sweep`` / ``source``: the sweep's name (job names, manifest)
+    and file (messages).
+    """
+
+    name = "slurm"
+
+    def __init__(self, store: Store, options: Mapping[str, Any], *, dry_run: bool = False, sweep: str = "",
+                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), say: Callable[[str], None] = print):
+        self.settings = SlurmSettings.from_config(dict(options))
+        self.store = Store(store.root.resolve())  # jobs on other nodes find the store by an absolute path
+        self.dry_run, self.sweep, self.source, self.mirrors, self.say = dry_run, sweep, source, mirrors, say
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether a SLURM controller answers here."""
+        return slurm_available()
+
+    @classmethod
+    def has_records(cls, store: Store) -> bool:
+        """Whether jobs were ever submitted for this store (it has a SLURM manifest)."""
+        return Manifest(store).exists()
+
+    def submit(self, runs: Sequence[RunSpec]) -> list[Handle]:
+        """Submit every unfinished run that has no live job; return at once. Each handle's action is
+        the launch's decision: ``submitted`` (or ``would-submit`` in a dry run), ``done``, ``live``,
+        ``elsewhere``, ``gave-up`` or ``blocked``."""
+        store, settings, say = self.store, self.settings, self.say
+        for spec in runs:
+            store.register(spec)
+        manifest = Manifest(store)
+        with store_lock(store, "launch"):
+            queue = refresh(manifest, lambda ids: with_retries(lambda: scheduler.query_jobs(ids), say=say))
+            removed = [] if self.dry_run else prune_snapshots(store, {r.snapshot for r in manifest.jobs().values() if r.open})
+            if removed:
+                say(f"removed {len(removed)} code snapshot(s) no queued or running job uses: {', '.join(removed)}")
+            decisions = decide(store, list(runs), manifest.by_run(), queue, settings)
+            arrays: list[ArrayRequest] = []
+            if any(d.action == "submit" for d in decisions):
+                cluster = with_retries(scheduler.cluster_info, say=say)
+                partition = cluster.partition(settings.partition or None)
+                check_store_visible(store.root, partition)
+                arrays = group_arrays(decisions, settings, partition, cluster.max_array_size)
+                validate(arrays, say)
+                if not self.dry_run:
+                    submit_all(store, manifest, arrays, settings, snapshot_code(store), self.sweep, self.mirrors, say)
+        print_arrays(self.sweep, self.source, decisions, arrays, settings, say, submitted=not self.dry_run)
+        job_of = {spec.run_id: job for a in arrays for spec, job in zip(a.runs, a.job_ids)}
+        return [Handle(d.spec.run_id, job=job_of.get(d.spec.run_id, d.after_jobs[-1] if d.action == "live" else ""),
+                       action=("would-submit" if self.dry_run else "submitted") if d.action == "submit" else d.action,
+                       detail=d.detail) for d in decisions]
+
+    def handles(self, runs: Sequence[RunSpec]) -> list[Handle]:
+        """One handle per run, naming its latest job in the store's manifest ('' when none)."""
+        jobs = Manifest(self.store).by_run() if Manifest(self.store).exists() else {}
+        return [Handle(spec.run_id, job=jobs[spec.run_id][-1].job if jobs.get(spec.run_id) else "") for spec in runs]
+
+    def state(self, handles: Sequence[Handle]) -> StateReport:
+        """Refresh the manifest with ONE queue query (none when no job is open) and merge it with the
+        store: a run that is not finished is ``queued`` or ``running`` while its latest job is live,
+        ``cancelled`` when that job was cancelled. Columns: jobs (submitted for the run), job (the
+        latest and its scheduler state), elapsed (of a running job). A scheduler that cannot be asked
+        is reported in the warning, and the manifest is then left as it is."""
+        manifest = Manifest(self.store)
+        try:
+            queue, warning = (refresh(manifest, scheduler.query_jobs), "") if manifest.exists() else ({}, "")
+        except SchedulerError as exc:
+            queue, warning = {}, f"queue not read ({exc}); job states are the manifest's last word"
+        jobs_by_run = manifest.by_run() if manifest.exists() else {}
+        states = []
+        for h in handles:
+            run = self.store.run(h.run_id)
+            status = run.status() if run.spec_file.exists() else {"state": "new"}
+            state, note = observed_state(run, status), status.get("error") or ""
+            jobs = jobs_by_run.get(h.run_id, [])
+            job = jobs[-1] if jobs else None
+            entry = queue.get(job.job) if job else None
+            if state not in FINAL_STATES:
+                if entry is not None and entry.live:
+                    state = "running" if entry.running else "queued"
+                    note = note if entry.running or entry.reason in ("None", "") else entry.reason
+                elif job is not None and job.cancelled:
+                    state = "cancelled"
+            scheduler_state = entry.state if entry else (job.scheduler_state if job else "")
+            states.append(RunState(h.run_id, state, note, (
+                ("jobs", str(len(jobs))), ("job", f"{job.job} {scheduler_state}".strip() if job else "-"),
+                ("elapsed", entry.elapsed if entry is not None and entry.running else "-"))))
+        return StateReport(states, warning)
+
+    def cancel(self, handles: Sequence[Handle]) -> list[Handle]:
+        """Cancel the live jobs of these runs in one scancel call and record it; returns a handle per cancelled job."""
+        return [Handle(j.run, job=j.job, action="cancelled") for j in cancel_runs(self.store, [h.run_id for h in handles])]
 
 
-def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayPlan], settings: SlurmSettings, snapshot: Snapshot,
-               sweep: str, say: Callable[[str], None]) -> None:
+def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayRequest], settings: SlurmSettings, snapshot: Snapshot,
+               sweep: str, mirrors: MirrorSpec, say: Callable[[str], None]) -> None:
     """Submit the arrays in wave order, throttled; record each in the manifest as soon as it exists."""
     throttle = scheduler.Throttle(settings.submit_interval)
     job_of_run: dict[str, str] = {}
@@ -259,7 +308,7 @@ def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayPlan], settin
 
         def call() -> list[str]:
             with throttle:
-                return submit_array(store.root, array, settings, snapshot, sweep, dependency)
+                return submit_array(store.root, array, settings, snapshot, sweep, mirrors, dependency)
 
         try:
             array.job_ids = with_retries(call, delay=max(0.2, 2 * settings.submit_interval), say=say)
@@ -274,11 +323,9 @@ def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayPlan], settin
         job_of_run.update({spec.run_id: job for spec, job in zip(array.runs, array.job_ids)})
 
 
-def print_plan(sweep: Sweep, decisions: list[Decision], arrays: list[ArrayPlan], settings: SlurmSettings,
-               say: Callable[[str], None], submitted: bool) -> None:
+def print_arrays(sweep: str, source: str, decisions: list[Decision], arrays: list[ArrayRequest], settings: SlurmSettings,
+                 say: Callable[[str], None], submitted: bool) -> None:
     """The arrays (submitted or to submit) and a one-line count of every decision."""
-    from scaling.commands.common import table
-
     if arrays:
         rows = []
         for a in arrays:
@@ -287,7 +334,7 @@ def print_plan(sweep: Sweep, decisions: list[Decision], arrays: list[ArrayPlan],
             after = ",".join(a.after_jobs) + ("," if a.after_jobs and a.after_runs else "") + (f"{len(a.after_runs)} text LM(s)" if a.after_runs else "")
             rows.append([array_id, f"{len(a.runs)}{cap}", a.resources.describe(), after or "-",
                          ", ".join(s.name for s in a.runs[:2]) + (", ..." if len(a.runs) > 2 else "")])
-        say(table(rows, ["array", "runs", "resources", "after", "first runs"]))
+        say(format_rows(rows, ["array", "runs", "resources", "after", "first runs"]))
     for d in decisions:
         if d.action in ("gave-up", "blocked", "elsewhere"):
             say(f"{d.action:9s} {d.spec.name} ({d.spec.run_id}): {d.detail}")
@@ -297,40 +344,11 @@ def print_plan(sweep: Sweep, decisions: list[Decision], arrays: list[ArrayPlan],
     n = counts.pop("submit", 0)
     verb = "submitted" if submitted else "would submit (dry run)"
     rest = ", ".join(f"{c} {ACTION_LABELS[a]}" for a, c in sorted(counts.items()))
-    say(f"sweep {sweep.name}: {verb} {n} run(s) in {len(arrays)} array(s)" + (f"; {rest}" if rest else "")
-        + f"; follow with `scaling status {sweep.source}`")
+    say(f"sweep {sweep}: {verb} {n} run(s) in {len(arrays)} array(s)" + (f"; {rest}" if rest else "")
+        + f"; follow with `scaling status {source}`")
 
 
-# ----------------------------------------------------------------------------- status and cancel
-@dataclass
-class Overview:
-    """The manifest's jobs by run and the queue's entries after one refresh (warning: why the queue was not read)."""
-
-    jobs_by_run: dict[str, list[JobRecord]]
-    queue: dict[str, scheduler.QueueEntry]
-    warning: str = ""
-
-    def latest(self, run_id: str) -> JobRecord | None:
-        jobs = self.jobs_by_run.get(run_id)
-        return jobs[-1] if jobs else None
-
-
-def overview(store: Store) -> Overview:
-    """Refresh the manifest with one queue query (none when no job is open) and return what is known.
-
-    A scheduler that cannot be reached is reported in ``warning``; the manifest is then left as it is.
-    """
-    manifest = Manifest(store)
-    if not manifest.exists():
-        return Overview({}, {})
-    try:
-        queue = refresh(manifest, scheduler.query_jobs)
-        warning = ""
-    except SchedulerError as exc:
-        queue, warning = {}, f"queue not read ({exc}); job states are the manifest's last word"
-    return Overview(manifest.by_run(), queue, warning)
-
-
+# ----------------------------------------------------------------------------- cancel
 def cancel_runs(store: Store, run_ids: list[str]) -> list[JobRecord]:
     """Cancel the live jobs of these runs in one scancel call; record it; return the cancelled jobs."""
     manifest = Manifest(store)

@@ -37,23 +37,28 @@ import submitit
 
 from scaling.launch.scheduler import check, run_slurm, with_retries
 from scaling.launch.snapshot import package_dir
+from scaling.runs.outcome import Outcome
+from scaling.spec import MirrorSpec
+from scaling.train.signals import StopSignal
 
 
 class TrainJob(submitit.helpers.Checkpointable):
     """Train run ``run_id`` of the store at ``store_root`` inside a SLURM job (see the module docstring)."""
 
-    def __init__(self, store_root: str, run_id: str, max_requeues: int = 10, lease_wait: float = 150.0):
+    def __init__(self, store_root: str, run_id: str, max_requeues: int = 10, lease_wait: float = 150.0,
+                 mirrors: MirrorSpec = MirrorSpec()):
         self.store_root = store_root
         self.run_id = run_id
         self.max_requeues = max_requeues
         self.lease_wait = lease_wait
+        self.mirrors = mirrors
 
     def __call__(self) -> str:
         from scaling.store import FINAL_STATES, Store
         from scaling.train.entry import train_run
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        stop = SignalStop().install()
+        stop = StopSignal().install()
         rank = int(os.environ.get("SLURM_PROCID", "0"))
         set_distributed_env()
         run = Store(self.store_root).run(self.run_id)
@@ -64,45 +69,27 @@ class TrainJob(submitit.helpers.Checkpointable):
             f"run {self.run_id}, code {package_dir()}")
         if run.status().get("state") in FINAL_STATES:  # every rank decides alike, so none waits for the others
             log(f"run {self.run_id} is already {run.status()['state']}: nothing to do")
-            return "skipped"
+            return Outcome.SKIPPED.value
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
         deadline = time.monotonic() + self.lease_wait
         while True:
-            state = train_run(self.store_root, self.run_id, threads=threads, should_stop=stop, progress=log.progress)
-            if state != "busy" or stop() or time.monotonic() > deadline:
+            state = train_run(self.store_root, self.run_id, threads=threads, should_stop=stop, progress=log.progress,
+                              mirrors=self.mirrors)
+            if state != Outcome.BUSY or stop() or time.monotonic() > deadline:
                 break
             time.sleep(5)
         log(f"run {self.run_id}: {state}")
-        if state == "busy":
+        if state == Outcome.BUSY:
             raise RuntimeError(f"run {self.run_id} is held by another process for more than {self.lease_wait:.0f}s "
                                f"(lease {run.lease_file}); this job leaves it to that process")
-        if state == "stopped" and stop.signum == signal.SIGUSR2 and rank == 0:
+        if state == Outcome.STOPPED and stop.signum == signal.SIGUSR2 and rank == 0:
             if restarts >= self.max_requeues:
                 raise RuntimeError(f"job {job} reached its time limit or was preempted {restarts + 1} times "
                                    f"(slurm.max_requeues = {self.max_requeues}); relaunch the sweep to continue from the checkpoint")
             requeue(os.environ["SLURM_JOB_ID"])
             log(f"job {job} requeued after a SIGUSR2 (time limit or preemption); it resumes from step {run.status().get('step')}")
             return "requeued"
-        return state
-
-
-class SignalStop:
-    """True once SIGUSR2, SIGTERM or SIGINT arrived; remembers which (the training loop polls it)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def install(self) -> "SignalStop":
-        for sig in (signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum != signal.SIGUSR2:  # a SIGTERM that follows our own requeue must not hide it
-            self.signum = signum
-
-    def __call__(self) -> bool:
-        return self.signum is not None
+        return state.value
 
 
 class RunLog:
@@ -118,7 +105,9 @@ class RunLog:
                 f.write(f"[{time.strftime('%H:%M:%S')}] {line}\n")
 
     def progress(self, row: dict) -> None:
-        self(f"step {row['step']} tokens {row['tokens']} loss {row['loss_train']:.4f} {row['tokens_per_s']:.0f} tok/s")
+        from scaling.train.metrics import progress_line
+
+        self(progress_line(row))
 
 
 def job_key() -> str:

@@ -7,36 +7,20 @@ from pathlib import Path
 
 import torch
 
-from scaling.errors import UserError
+from scaling.errors import UserError, unknown_choice
+from scaling.models.families import FAMILIES
+from scaling.reading import load_pretrained
 from scaling.spec import ModelSpec
-
-
-def hf_config(model: ModelSpec, vocab_size: int, context: int, pad_id: int | None = None):
-    """The transformers config of ``model`` (dropout off; SDPA attention)."""
-    from transformers import LlamaConfig, OPTConfig, Qwen2Config
-
-    kv = model.n_kv_heads or model.n_heads
-    common = dict(vocab_size=vocab_size, hidden_size=model.d_model, num_hidden_layers=model.n_layers,
-                  num_attention_heads=model.n_heads, max_position_embeddings=context,
-                  tie_word_embeddings=model.tie_embeddings, pad_token_id=pad_id)
-    if model.family == "llama":
-        return LlamaConfig(intermediate_size=model.d_ff, num_key_value_heads=kv, attention_dropout=0.0,
-                           rms_norm_eps=1e-5, **common)
-    if model.family == "qwen2":
-        return Qwen2Config(intermediate_size=model.d_ff, num_key_value_heads=kv, attention_dropout=0.0,
-                           rms_norm_eps=1e-6, **common)
-    if model.family == "opt":
-        return OPTConfig(ffn_dim=model.d_ff, word_embed_proj_dim=model.d_model, dropout=0.0, attention_dropout=0.0,
-                         activation_dropout=0.0, layerdrop=0.0, do_layer_norm_before=True, **common)
-    raise UserError(f"model.family = {model.family!r}: expected one of llama, qwen2, opt")
 
 
 def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_id: int | None = None) -> torch.nn.Module:
     """A freshly initialised causal LM (fp32, SDPA attention), deterministic given ``seed``."""
     from transformers import AutoModelForCausalLM
 
+    if model.family not in FAMILIES:
+        raise unknown_choice("model.family", model.family, FAMILIES)
     torch.manual_seed(seed)
-    config = hf_config(model, vocab_size, context, pad_id)
+    config = FAMILIES[model.family].config(model, vocab_size, context, pad_id)
     return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
 
 
@@ -56,7 +40,7 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
-    lm = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32, local_files_only=True)
+    lm = load_pretrained(AutoModelForCausalLM, path, "init_from text LM", attn_implementation="sdpa", dtype=torch.float32)
     rows = lm.get_input_embeddings().weight.shape[0]
     n_text = rows if n_text_vocab is None else n_text_vocab
     if n_text > rows:

@@ -20,7 +20,8 @@ count rule leaves d at 32 and one block below ~50k and grows only d_ff, which ad
 ladder of shapes grows depth and width together instead (the embedded demo uses one).
 
 Named sizes reproduce published architectures (Cuervo & Marxer's textless ladder, Qwen2.5,
-OPT-125M, Llama-3.2-3B) for cluster sweeps.
+OPT-125M, Llama-3.2-3B) for cluster sweeps. What differs between families (block layout, norms,
+positions, named sizes) is each family's record in :mod:`scaling.models.families`.
 """
 
 from __future__ import annotations
@@ -31,27 +32,8 @@ import re
 from typing import NamedTuple
 
 from scaling.errors import UserError, unknown_choice
+from scaling.models.families import FAMILIES, NAMED_SIZES
 from scaling.spec import ModelSpec, parse_count
-
-FAMILIES = ("llama", "qwen2", "opt")
-
-# name -> (family, n_layers, d_model, n_heads, n_kv_heads, d_ff, tie_embeddings)
-NAMED_SIZES: dict[str, tuple[str, int, int, int, int, int, bool]] = {
-    # Cuervo & Marxer (2024) textless ladder, Llama-style
-    "cm-20M": ("llama", 6, 512, 8, 8, 1376, False),
-    "cm-85M": ("llama", 12, 768, 12, 12, 2048, False),
-    "cm-155M": ("llama", 12, 1024, 16, 16, 2736, False),
-    "cm-309M": ("llama", 24, 1024, 16, 16, 2736, False),
-    "cm-823M": ("llama", 16, 2048, 32, 32, 5472, False),
-    # text LMs SIMS initialises from (architectures from their public configs)
-    "qwen2.5-0.5B": ("qwen2", 24, 896, 14, 2, 4864, True),
-    "qwen2.5-1.5B": ("qwen2", 28, 1536, 12, 2, 8960, True),
-    "qwen2.5-3B": ("qwen2", 36, 2048, 16, 2, 11008, True),
-    "qwen2.5-7B": ("qwen2", 28, 3584, 28, 4, 18944, False),
-    "llama-3.2-3B": ("llama", 28, 3072, 24, 8, 8192, True),
-    "opt-125m": ("opt", 12, 768, 12, 12, 3072, True),
-}
-
 
 class ParamCounts(NamedTuple):
     """Parameter counts of one model in every convention the results table reports.
@@ -73,21 +55,11 @@ def _head_width(d: float) -> int:
     return 32 if d < 256 else 64 if d < 2048 else 128
 
 
-def _block_params(family: str, d: int, d_ff: int, n_heads: int, n_kv_heads: int) -> int:
-    """Parameters of one transformer block (no embeddings)."""
-    head = d // n_heads
-    kv = n_kv_heads * head
-    if family == "opt":  # biased projections, 2-matrix MLP, two LayerNorms with bias
-        return (2 * d * d + 2 * d * kv + 2 * d + 2 * kv) + (2 * d * d_ff + d_ff + d) + 4 * d
-    attn = 2 * d * d + 2 * d * kv + (d + 2 * kv if family == "qwen2" else 0)
-    return attn + 3 * d * d_ff + 2 * d  # gated MLP, two RMSNorms
-
-
 def resolve_model(model: ModelSpec) -> ModelSpec:
     """Fill depth, width, heads and FFN width of ``model`` from its family and size label.
 
-    A size is a name from :data:`NAMED_SIZES`, a shape ``LxD`` ('2x32': 2 blocks of width 32, see
-    the module doc) or a target non-embedding parameter count ('1M', '2.5e6', 300000).
+    A size is a name from :data:`~scaling.models.families.NAMED_SIZES`, a shape ``LxD`` ('2x32': 2 blocks
+    of width 32, see the module doc) or a target non-embedding parameter count ('1M', '2.5e6', 300000).
     Already-resolved specs are returned unchanged.
     """
     if model.family not in FAMILIES:
@@ -95,10 +67,12 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     if model.n_layers and model.d_model and model.n_heads and model.d_ff:
         return model
     if model.size in NAMED_SIZES:
-        family, n_layers, d, heads, kv, d_ff, tie = NAMED_SIZES[model.size]
+        family = NAMED_SIZES[model.size]
         if family != model.family:
             raise UserError(f"model.size = {model.size!r} is a {family} architecture, but model.family = {model.family!r}")
-        return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=kv, d_ff=d_ff, tie_embeddings=tie)
+        s = FAMILIES[family].sizes[model.size]
+        return dataclasses.replace(model, n_layers=s.n_layers, d_model=s.d_model, n_heads=s.n_heads, n_kv_heads=s.n_kv_heads,
+                                   d_ff=s.d_ff, tie_embeddings=s.tie_embeddings)
     shape = re.fullmatch(r"(\d+)x(\d+)", str(model.size))
     if shape:
         return _shape(model, int(shape[1]), int(shape[2]))
@@ -115,8 +89,9 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     d = max(head, int(d_raw // head) * head)
     heads = d // head
     per_block = target / n_layers
-    base = _block_params(model.family, d, 0, heads, heads)
-    per_ff = _block_params(model.family, d, 1, heads, heads) - base
+    block_params = FAMILIES[model.family].block_params
+    base = block_params(d, 0, heads, heads)
+    per_ff = block_params(d, 1, heads, heads) - base
     d_ff = max(8, round((per_block - base) / per_ff / 8) * 8)
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
@@ -135,16 +110,14 @@ def count_params(model: ModelSpec, vocab_size: int, n_added_vocab: int = 0, cont
     """Analytic parameter counts of a resolved model with ``vocab_size`` rows.
 
     ``n_added_vocab`` rows (speech units and markers) are reported in ``embedding_speech``;
-    ``context`` matters only for OPT's learned position embeddings (context + 2 rows).
+    ``context`` matters only for learned position embeddings (OPT: context + 2 rows).
     Matches ``sum(p.numel() for p in model.parameters())`` of the built model exactly.
     """
+    family = FAMILIES[model.family]
     kv = model.n_kv_heads or model.n_heads
-    blocks = model.n_layers * _block_params(model.family, model.d_model, model.d_ff, model.n_heads, kv)
-    final_norm = 2 * model.d_model if model.family == "opt" else model.d_model
-    non_embedding = blocks + final_norm
+    blocks = model.n_layers * family.block_params(model.d_model, model.d_ff, model.n_heads, kv)
+    non_embedding = blocks + family.final_norm_params(model.d_model)
     out_rows = 0 if model.tie_embeddings else vocab_size
-    embedding = (vocab_size + out_rows) * model.d_model
-    if model.family == "opt":
-        embedding += (context + 2) * model.d_model
+    embedding = (vocab_size + out_rows + family.position_rows(context)) * model.d_model
     speech = n_added_vocab * model.d_model * (1 if model.tie_embeddings else 2)
     return ParamCounts(non_embedding + embedding, non_embedding, embedding, speech)

@@ -13,43 +13,21 @@ import argparse
 import os
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from scaling.atomic import atomic_write_json
 from scaling.errors import UserError
-from scaling.spec import RunSpec, DataSpec
-from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now, write_json_atomic
+from scaling.runs.materialise import materialise
+from scaling.runs.outcome import Outcome
+from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
-
-
-def pretrain_spec(spec: RunSpec) -> RunSpec:
-    """The text-LM run that ``init_from: pretrain:<tokens>`` names: same architecture, text data, scratch."""
-    tokens = spec.init_from.split(":", 1)[1]
-    from scaling.spec import parse_count
-
-    data = DataSpec(mode="text", corpus=spec.data.corpus, context=spec.data.context)
-    train = replace(spec.train, tokens=int(parse_count(tokens, "init_from")), schedule="cosine", branch_tokens=())
-    return RunSpec(model=spec.model, data=data, train=train, init="scratch", init_from="", seed=spec.seed, sweep=spec.sweep)
-
-
-def dependencies(spec: RunSpec) -> list[RunSpec]:
-    """Runs that must finish before ``spec`` can start (its pre-trained text LM, if any)."""
-    if spec.init == "text-lm" and spec.init_from.startswith("pretrain:"):
-        return [pretrain_spec(spec)]
-    return []
-
-
-def text_lm_dir(store: Store, spec: RunSpec) -> Path:
-    """Directory of the text LM a run starts from (a local path, or the exported pretrain run)."""
-    if spec.init_from.startswith("pretrain:"):
-        dep = store.run(pretrain_spec(spec).run_id)
-        if dep.status().get("state") != "done" or not (dep.path / "model").exists():
-            raise UserError(f"run {spec.run_id} starts from text LM run {dep.run_id}, which is not done yet; launch it first")
-        return dep.path / "model"
-    return Path(spec.init_from).expanduser()
+from scaling.spec import MirrorSpec
+from scaling.train.metrics import progress_line
+from scaling.train.mirrors import open_mirrors
+from scaling.train.signals import StopSignal
 
 
 def pick_device() -> torch.device:
@@ -60,14 +38,10 @@ def pick_device() -> torch.device:
 
 def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None,
               should_stop: Callable[[], bool] = lambda: False, progress: Callable | None = None,
-              checkpoint_seconds: float = 60.0) -> str:
-    """Train run ``run_id`` of the store to completion (resuming). Returns the final state.
-
-    States: 'done', 'diverged', 'stopped' (asked to stop; checkpoint saved), 'busy' (another
-    process holds the run), 'skipped' (already finished), 'failed'.
-    """
-    from scaling.data import prepare_data
-    from scaling.models.build import build_model, load_text_lm
+              checkpoint_seconds: float = 60.0, mirrors: MirrorSpec = MirrorSpec()) -> Outcome:
+    """Train run ``run_id`` of the store to completion (resuming); returns how this attempt ended
+    (an :class:`~scaling.runs.outcome.Outcome`: done, diverged, stopped, busy or skipped; an error
+    marks the run failed and propagates). ``mirrors``: where rank 0 also sends the run's rows."""
     from scaling.train.loop import Trainer, export_model, host_info
 
     if threads:
@@ -80,96 +54,83 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
     spec = run.spec()
     init_process_group(world)
     device = pick_device()
-    # rank 0 decides (finished / held elsewhere / go) and every rank follows, so none waits forever
-    decision, lease = "go", None
-    if world.is_main:
-        if run.status().get("state") in FINAL_STATES:
-            decision = "skipped"
-        else:
-            try:
-                lease = Lease(run, owner=host_info()).acquire()
-            except LeaseHeld:
-                decision = "busy"
-    decision = broadcast_decision(decision, world, device)
-    if decision != "go":
+    decision, lease = claim(run, world, device)
+    if decision is not None:
         return decision
+    mirror = None
     try:
         if world.is_main:
+            removed = run.remove_leftovers(lease.ttl)
+            if removed:
+                print(f"run {run_id}: removed {len(removed)} temporary file(s) of a writer that died: {', '.join(removed)}", flush=True)
+            mirror = open_mirrors(run, spec, mirrors)
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
-                              error=None, **host_info(), world_size=world.size)
-        tokenizer_dir = None
-        if spec.init == "text-lm":
-            lm_dir = text_lm_dir(store, spec)
-            tokenizer_dir = str(lm_dir)
-        prep = prepare_data(spec.data, store.cache, seed=spec.seed, tokenizer_dir=tokenizer_dir)
-        if spec.init == "text-lm":
-            model = load_text_lm(lm_dir, prep.vocab_size, seed=spec.seed, n_text_vocab=prep.n_text_vocab)
-        else:
-            model = build_model(spec.model, prep.vocab_size, spec.data.context, seed=spec.seed, pad_id=prep.pad_id)
-        trainer = Trainer(spec=spec, run=run, prep=prep, model=model, world=world, device=device,
-                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds,
-                          on_eval=_benchmark_hook())
+                              error=None, note=None, resumed_from_step=None, **host_info(), world_size=world.size)
+        built = materialise(spec, store)
+        trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
+                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook(), mirror=mirror)
         if world.is_main:
             run.update_status(micro_batch=trainer.micro_batch)
-        resumed = trainer.resume()
-        if world.is_main and resumed:
-            run.update_status(resumed_from_step=trainer.step)
-        state = trainer.fit(progress=progress)
-        if state == "done" and world.is_main:
+        if trainer.resume() and world.is_main:
+            run.update_status(resumed_from_step=trainer.state.step)
+        if trainer.state.discarded and world.is_main:
+            print(f"run {run_id}: {trainer.state.discarded}", flush=True)
+            run.update_status(note=trainer.state.discarded)
+        outcome = trainer.train_to_budget(progress=progress)
+        if outcome == Outcome.DONE and world.is_main:
             export_model(trainer, run.path / "model")
-            trunk = [r for r in run.evals() if not r.get("branch")]
-            summary = {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
-                       "params_total": trainer.counts.total, "params_non_embedding": trainer.counts.non_embedding,
-                       "params_embedding": trainer.counts.embedding, "params_embedding_speech": trainer.counts.embedding_speech,
-                       "vocab_size": prep.vocab_size, "steps": trainer.plan.n_steps, "branches": len(trainer.plan.branches),
-                       **trainer.spent(), "finished": now()}
-            write_json_atomic(run.summary_file, summary)
-            run.update_status(state="done", finished=now(), step=trainer.step, tokens=trainer.acc.tokens)
-        elif state == "stopped" and world.is_main:
-            run.update_status(state="pending", step=trainer.step, tokens=trainer.acc.tokens, stopped=now())
-        return state
-    except UserError as exc:
-        if world.is_main:
-            run.update_status(state="failed", error=str(exc), finished=now())
-        raise
+            atomic_write_json(run.summary_file, summary(trainer))
+            run.update_status(state="done", finished=now(), step=trainer.state.step, tokens=trainer.state.tokens.total)
+        elif outcome == Outcome.STOPPED and world.is_main:
+            run.update_status(state="pending", step=trainer.state.step, tokens=trainer.state.tokens.total, stopped=now())
+        return outcome
     except Exception as exc:
         if world.is_main:
-            run.update_status(state="failed", error=f"{type(exc).__name__}: {exc}", finished=now())
+            reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            run.update_status(state="failed", error=reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__,
+                              finished=now())
         raise
     finally:
+        if mirror is not None:
+            mirror.close()
         if lease:
             lease.release()
 
 
-class StopFlag:
-    """Set by SIGTERM, SIGINT or SIGUSR2 (preemption, time limit, Ctrl-C): the loop checkpoints and stops."""
-
-    def __init__(self) -> None:
-        self.raised = False
-
-    def install(self) -> "StopFlag":
-        import signal
-
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
-            signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.raised = True
-
-    def __call__(self) -> bool:
-        return self.raised
+def summary(trainer) -> dict:
+    """``summary.json`` of a finished run: the trunk's last evaluation row, parameter counts,
+    vocabulary, steps, branches and the compute the whole run spent."""
+    run, spec, counts = trainer.run, trainer.spec, trainer.counts
+    trunk = [r for r in run.evals() if not r.get("branch")]
+    return {"run_id": spec.run_id, "name": spec.name, **(trunk[-1] if trunk else {}),
+            "params_total": counts.total, "params_non_embedding": counts.non_embedding,
+            "params_embedding": counts.embedding, "params_embedding_speech": counts.embedding_speech,
+            "vocab_size": trainer.prep.vocab_size, "steps": trainer.timeline.n_steps, "branches": len(trainer.timeline.branches),
+            **trainer.spent(), "finished": now()}
 
 
-def broadcast_decision(decision: str, world: World, device: torch.device) -> str:
-    """Rank 0's decision, on every rank."""
-    if world.size == 1:
-        return decision
-    choices = ("go", "skipped", "busy")
-    code = torch.tensor([choices.index(decision)], device=device)
-    torch.distributed.broadcast(code, src=0)
-    return choices[int(code.item())]
+def claim(run, world: World, device: torch.device) -> tuple[Outcome | None, Lease | None]:
+    """Whether to train ``run`` here: (None, the run's lease on rank 0) to train; (skipped, None)
+    when it is finished, (busy, None) when another live process holds it. Rank 0 decides and every
+    rank follows, so none waits forever."""
+    from scaling.train.loop import host_info
+
+    decision, lease = None, None
+    if world.is_main:
+        if run.status().get("state") in FINAL_STATES:
+            decision = Outcome.SKIPPED
+        else:
+            try:
+                lease = Lease(run, owner=host_info()).acquire()
+            except LeaseHeld:
+                decision = Outcome.BUSY
+    if world.size > 1:
+        choices = (None, Outcome.SKIPPED, Outcome.BUSY)
+        code = torch.tensor([choices.index(decision)], device=device)
+        torch.distributed.broadcast(code, src=0)
+        decision = choices[int(code.item())]
+    return decision, lease
 
 
 def _benchmark_hook():
@@ -187,22 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id", help="run id (directory name under STORE/runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="save a checkpoint at least this often (seconds)")
+    parser.add_argument("--tensorboard", action="store_true", help="also write the run's rows as TensorBoard scalars (scaling.train.mirrors)")
+    parser.add_argument("--wandb", default="", metavar="PROJECT", help="also log the run's rows to this W&B project, offline")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    stop = StopFlag().install()
+    stop = StopSignal().install()
     try:
         state = train_run(args.store, args.run_id, threads=args.threads, checkpoint_seconds=args.checkpoint_seconds,
-                          should_stop=stop,
-                          progress=lambda row: print(f"step {row['step']} tokens {row['tokens']} loss {row['loss_train']:.4f} "
-                                                     f"{row['tokens_per_s']:.0f} tok/s", flush=True))
+                          should_stop=stop, progress=lambda row: print(progress_line(row), flush=True),
+                          mirrors=MirrorSpec(tensorboard=args.tensorboard, wandb=args.wandb))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()
-        return 1
+        return Outcome.FAILED.exit_code
     print(f"run {args.run_id}: {state}", flush=True)
-    return {"done": 0, "skipped": 0, "stopped": 0, "busy": 3, "diverged": 4}.get(state, 1)
+    return state.exit_code
 
 
 if __name__ == "__main__":

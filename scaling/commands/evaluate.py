@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score with at most this many tokens of left context, longer sequences in sliding windows "
                         "(default: a run's training context, a model directory's max_position_embeddings)")
     p.add_argument("--out", default=None, help="write the accuracies as JSON to this file and the per-pair scores beside it (.pairs.csv)")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="let a model directory load pickled weights (pytorch_model.bin), whose loading can run code: only "
+                        "for files from authors you trust (default: safetensors only; checkpoints never load pickled objects)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -50,16 +53,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from scaling.atomic import check_writable
     from scaling.errors import UserError, unknown_choice
     from scaling.evaluation.loading import load_target, resolve_target
     from scaling.evaluation.offline import OFFLINE_SETS
     from scaling.evaluation.settings import EvalSettings, load_settings
-    from scaling.evaluation.suite import Benchmarks, official_tasks, plan_tasks, run_tasks, write_pair_scores
+    from scaling.evaluation.suite import Benchmarks, choose_tasks, run_tasks, write_pair_scores
 
     if args.pairs is not None and args.pairs < 1:
         raise UserError(f"--pairs = {args.pairs}: expected a positive number of pairs")
     if args.context is not None and args.context < 1:
         raise UserError(f"--context = {args.context}: expected a positive number of tokens")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads = {args.threads}: expected a positive number of torch threads")
+    if args.out:
+        check_writable(args.out, "--out")
+        check_writable(Path(args.out).with_suffix(".pairs.csv"), "--out (its per-pair scores)")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -84,14 +93,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
-    target = load_target(ref, corpus=args.corpus, device=device, context=args.context)
+    target = load_target(ref, corpus=args.corpus, device=device, context=args.context, trust_pickles=args.trust_pickles)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None
-    tasks = plan_tasks(target.vocab, tuple(dict.fromkeys(offline)), cross_modal=True, text_lm=target.text_lm is not None,
-                       directions=directions)
-    for name in dict.fromkeys(official_names):
-        tasks += official_tasks(name, benches.get(name), target.vocab, directions)
+    tasks = choose_tasks(target.vocab, benches, tuple(dict.fromkeys(offline)), official_names, cross_modal=True,
+                         text_lm=target.text_lm is not None, directions=directions)
     if not tasks:
         raise UserError(f"no benchmark applies to {args.target} ({target.vocab.layout.kind} vocabulary) with the directions asked for")
     start = time.perf_counter()
@@ -107,13 +114,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.column:<{width}}  {r.n_pairs:>6}  {r.accuracy:>8.4f}  {se:>7.4f}")
     print(f"scored {sum(r.n_pairs for r in results)} pairs in {seconds:.1f}s")
     if args.out:
-        from scaling.store import write_json_atomic
+        from scaling.atomic import atomic_write_json
 
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"target": str(args.target), "model": target.description, "score": args.score or settings.score, "context": target.context,
                    "results": {r.column: {"accuracy": r.accuracy, "pairs": r.n_pairs, "bench": r.bench, "direction": r.direction} for r in results}}
-        write_json_atomic(out, payload)
+        atomic_write_json(out, payload)
         write_pair_scores(out.with_suffix(".pairs.csv"), results)
         print(f"wrote {out} and {out.with_suffix('.pairs.csv')}")
     return 0

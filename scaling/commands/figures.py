@@ -37,11 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.atomic import check_writable
     from scaling.errors import UserError
-    from scaling.figures.registry import Context, entries
-    from scaling.figures.render import render
+    from scaling.figures.registry import Context
+    from scaling.figures.render import entries, render
     from scaling.figures.style import STYLES, Palette
-    from scaling.figures.table import Columns, load, prepare, select_rows
+    from scaling.figures.table import Columns, prepare, select_rows
+    from scaling.results_table import read_table
 
     if args.list:
         for name, entry in entries().items():
@@ -52,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise UserError(f"--bootstrap {args.bootstrap}: expected 0 or a positive number of resamples")
     columns = Columns(compute=args.compute or "flops_6nd", params=args.params, tokens=args.tokens, loss=args.loss)
-    source = f"results table {args.table!r}"
-    raw = select_rows(load(args.table), args.where)
+    raw, source = read_table(args.table)
+    raw = select_rows(raw, args.where)
     if args.compute and args.compute not in raw.columns:
-        raise UserError(f"{source} has no column {args.compute!r} (--compute); columns: "
+        raise UserError(f"table {source!r} has no column {args.compute!r} (--compute); columns: "
                         + ", ".join(map(str, raw.columns[:15])) + (", …" if len(raw.columns) > 15 else ""))
     table = prepare(raw, columns, source=source)
-    out = Path(args.out) if args.out else Path(args.table).resolve().parent / "figures"
+    out = check_writable(Path(args.out) if args.out else Path(args.table).resolve().parent / "figures", "--out", directory=True)
     palette = Palette(variants=set(table["variant"]),
                       families=set(table["model_family"].astype(str)) if "model_family" in table.columns else ())
     ctx = Context(table=table, columns=columns, style=STYLES[args.style], palette=palette, published=args.published,

@@ -1,4 +1,4 @@
-"""Vocabulary sizes known before any data is built, for planning sweeps.
+"""The vocabulary of a run, known before any data is built (for planning and costs).
 
 Budgets given as tokens per parameter or as IsoFLOP compute need each run's parameter count,
 which includes the embedding rows of its vocabulary. The vocabulary of every mode is fixed by the
@@ -11,11 +11,13 @@ corpus' codebook size K and the base text tokenizer:
 
 The base is the toolkit's default byte-level BPE (:data:`scaling.data.vocab.DEFAULT_TEXT_VOCAB`
 rows, pad and eos included) unless a run starts from a local text LM, whose tokenizer is read.
+The data a run trains on has exactly this vocabulary (:mod:`scaling.data.vocab` builds it).
 
 ``scaling plan`` may run before the text LMs are downloaded: inside :func:`published_tokenizers`,
 a missing ``init_from`` directory of a named size (``qwen2.5-7B`` …) is planned with the size of
-that model's published tokenizer (:data:`PUBLISHED_TOKENIZERS`), and the substitution is recorded
-so the command can say so. Training and launching always read the real directory.
+that model's published tokenizer (the named size's ``tokenizer`` in :mod:`scaling.models.families`),
+and the substitution is recorded so the command can say so. Training and launching always read
+the real directory.
 """
 
 from __future__ import annotations
@@ -26,17 +28,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from scaling.spec import DataSpec
+from scaling.errors import UserError
+from scaling.models.families import FAMILIES, NAMED_SIZES
+from scaling.spec import RunSpec
 
-
-#: (tokens, special rows the toolkit adds) of the published tokenizers of the named sizes' text LMs:
-#: Qwen2.5 base (151,665 tokens; its pad is its eos, so a pad is added), Llama-3.2 (128,256; no pad),
-#: OPT (50,265; own pad and eos).
-PUBLISHED_TOKENIZERS: dict[str, tuple[int, int]] = {
-    **{f"qwen2.5-{b}": (151_665, 1) for b in ("0.5B", "1.5B", "3B", "7B")},
-    "llama-3.2-3B": (128_256, 1),
-    "opt-125m": (50_265, 0),
-}
 
 _substitutes: ContextVar[dict[str, str] | None] = ContextVar("published_tokenizer_substitutes", default=None)
 
@@ -63,20 +58,26 @@ def _local_base(path: str) -> tuple[int, int]:
     return len(tok), extra
 
 
-def vocab_layout(data: DataSpec, init: str = "scratch", init_from: str = "", model_size: str = "") -> tuple[int, int]:
-    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech.
-    ``model_size``: the run's model size, for :func:`published_tokenizers`."""
+def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
+    """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech
+    (units, markers, and the specials its base text tokenizer lacks)."""
     from scaling.data.config import resolve_corpus
     from scaling.data.vocab import DEFAULT_TEXT_VOCAB
 
+    data, init_from = spec.data, spec.init_from
     k = resolve_corpus(data.corpus).units.k
     if data.mode == "speech":
         return k + 2, k + 2
     made = _substitutes.get()
-    if init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
-        if made is not None and model_size in PUBLISHED_TOKENIZERS and not Path(init_from).expanduser().is_dir():
-            base, extra = PUBLISHED_TOKENIZERS[model_size]
-            made[init_from] = model_size
+    if spec.init == "text-lm" and init_from and not init_from.startswith("pretrain:"):
+        size = spec.model.size
+        published = FAMILIES[NAMED_SIZES[size]].sizes[size].tokenizer if size in NAMED_SIZES else None
+        if made is not None and published and not Path(init_from).expanduser().is_dir():
+            base, extra = published
+            made[init_from] = size
+        elif not Path(init_from).expanduser().is_dir():
+            raise UserError(f"init_from = {init_from!r}: no such directory; expected a local text-LM directory (its "
+                            "config.json, weights and tokenizer) or 'pretrain:<tokens>'")
         else:
             base, extra = _local_base(init_from)
     else:

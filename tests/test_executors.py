@@ -1,0 +1,71 @@
+"""The executor protocol: both executors by name, local dry runs, and a local cancel that stops a
+run (reported as stopped, not done) so that a relaunch resumes it."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import time
+
+import pytest
+
+from scaling.launch.executors import EXECUTORS, open_executor, recorded_executor, resolve
+from scaling.launch.manifest import JobRecord, Manifest
+from scaling.launch.protocol import Executor
+from scaling.store import Lease, Store
+from scaling.sweep import load_sweep
+from tests.helpers import PYTHON, REPO, link_cache, scaling, write_sweep
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_executors_are_registered_by_name_and_speak_the_protocol(tmp_path):
+    assert set(EXECUTORS) == {"local", "slurm"}
+    for cls in EXECUTORS.values():
+        for method in ("submit", "handles", "state", "cancel"):
+            assert list(inspect.signature(getattr(cls, method)).parameters)[1:] == list(
+                inspect.signature(getattr(Executor, method)).parameters)[1:]
+    assert resolve("local") == "local"
+    store = Store(tmp_path)
+    assert recorded_executor(store) == "local"
+    Manifest(store).record_submitted([JobRecord(job="7", array="7", run="r", sweep="s", submitted="now")])
+    assert recorded_executor(store) == "slurm"
+    with pytest.raises(Exception, match="unknown executor 'k8s'"):
+        open_executor("k8s", store)
+    with pytest.raises(Exception, match="unknown key 'local.gpus'"):
+        open_executor("local", store, {"gpus": 1})
+
+
+def test_local_dry_run_trains_nothing(tmp_path, cache):
+    store = tmp_path / "store"
+    link_cache(store, cache)
+    sweep = write_sweep(tmp_path / "s.yaml", store, sizes=("20k", "30k"))
+    out = scaling("launch", str(sweep), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("would train llama-") == 2 and "would train 2 run(s) here" in out.stdout
+    assert all(run.status()["state"] == "pending" for run in Store(store).runs())
+
+
+def test_local_cancel_stops_a_run_that_a_relaunch_resumes(tmp_path, cache):
+    store = tmp_path / "store"
+    link_cache(store, cache)
+    sweep_file = write_sweep(tmp_path / "s.yaml", store, sizes=("20k",), tokens=(8 * 32 * 3000,))
+    run = Store(store).run(load_sweep(sweep_file).runs[0].run_id)
+    launch = subprocess.Popen([PYTHON, "-m", "scaling.cli", "launch", str(sweep_file), "--threads", "1"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.time() + 300
+    while not run.metrics() and time.time() < deadline and launch.poll() is None:  # training has started
+        time.sleep(0.2)
+    assert Lease(run).live_owner() is not None, "the run was not being trained"
+    out = scaling("cancel", str(sweep_file))
+    assert out.returncode == 0 and "cancelled job " in out.stdout, out.stdout + out.stderr
+    report = launch.communicate(timeout=300)[0]
+    assert launch.returncode == 0, report
+    assert "stopped " in report and "0 trained" in report and "1 stopped" in report, report
+    status = run.status()
+    assert status["state"] == "pending" and status["tokens"] > 0 and (run.checkpoint_dir / "latest.pt").exists()
+    assert "nothing cancelled" in scaling("cancel", str(sweep_file)).stdout  # no process trains it any more
