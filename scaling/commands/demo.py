@@ -91,6 +91,7 @@ def fit_variant(cli, table: Path, store: Path, mode: str, produced: list[str]):
     """Approach 3 and Approach 2 with bootstrap intervals and the back-test for ``data_mode=mode``;
     a line per fit here, the full reports in ``fit_<mode>*.txt``. Returns the variant's
     :class:`~scaling.commands.demo_summary.VariantResult`, or None when it has no usable rows."""
+    from scaling.atomic import atomic_write
     from scaling.commands.demo_summary import VariantResult, best_per_budget, read_fit
     from scaling.errors import UserError
     from scaling.figures.table import variant_label
@@ -119,7 +120,7 @@ def fit_variant(cli, table: Path, store: Path, mode: str, produced: list[str]):
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
             code = cli(["fit", *common, *extra, "--json", str(out)])
-        report.write_text(captured.getvalue(), encoding="utf-8")
+        atomic_write(report, captured.getvalue())
         state = "written" if code == 0 else "did not succeed (the message above says why)"
         print(f"{where}: {kind}: {out} {state}; report in {report}", flush=True)
         if code == 0:
