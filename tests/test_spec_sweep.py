@@ -165,6 +165,19 @@ def test_demo_sweep_brackets_each_budget_with_five_sizes_on_one_ladder_per_varia
     assert len(sweep.runs) == 2 * len(sizes) and all(r.train.schedule == "wsd" for r in sweep.runs)
 
 
+def test_large_demo_grid_keeps_five_sizes_per_budget():
+    """`scaling demo --large` continues the ladder: every size has a budget in the window, every budget 5+ sizes."""
+    from scaling.commands.demo import DEMO, LARGE
+
+    sweep = load_sweep(DEMO, LARGE)
+    per_budget = {}
+    for run in sweep.runs:
+        n = count_params(run.model, 102, 102, run.data.context).non_embedding
+        for tokens in (*run.train.branch_tokens, run.train.tokens):
+            per_budget.setdefault(round(6 * n * tokens, -9), set()).add(run.model.size)
+    assert len(per_budget) == 4 and all(len(sizes) >= 5 for sizes in per_budget.values())
+
+
 def test_overrides_may_follow_options(tmp_path, capsys):
     from scaling.cli import main
     from tests.helpers import write_sweep

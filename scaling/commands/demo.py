@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 DEMO = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
-LARGE = ["grid.model.size=[10k,14k,20k,28k,40k,56k,80k,113k,160k,226k,320k]", "budget.flops=[1e11,3e11,1e12,3e12]"]
+#: ``--large``: the shape ladder and budgets continued upwards (five to seven sizes per budget in the demo's D/N window)
+LARGE = ["grid.model.size=[2x16,2x20,2x24,2x32,2x40,3x40,3x48,4x48,4x56,4x64,5x64]", "budget.flops=[1e11,3e11,1e12,3e12]"]
 #: the demo's analysis conventions (module doc)
 PARAMS, TOKENS, COMPUTE, LOSS = "params_non_embedding", "tokens", "flops_6nd_nonembed", "loss_val_speech_only"
 #: bootstrap resamples of whole runs behind every interval
