@@ -12,6 +12,11 @@ def human(n: float) -> str:
     return f"{n:.3g}"
 
 
+def gib(n_bytes: float) -> str:
+    """Bytes as GiB (2^30 bytes), e.g. '74.9 GiB'."""
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
 def duration(seconds: float) -> str:
     """A duration: '42s' below 90 s, '3.5m' below 90 min, else '2.1h'."""
     if seconds < 90:

@@ -51,7 +51,7 @@ from typing import Any
 from scaling.errors import UserError
 from scaling.launch.scheduler import Partition, parse_time_minutes
 from scaling.runs.costs import costs, param_counts
-from scaling.spec import RunSpec, from_dict, parse_count
+from scaling.spec import RunSpec, from_dict, parse_bytes, parse_count
 
 TIME_STEPS_MIN = (5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080)
 GPU_THROUGHPUT = 1e14  # 6·N·D FLOP/s per GPU assumed when the sweep gives none (~30-40% MFU on an A100)
@@ -164,11 +164,7 @@ def duration_minutes(value: Any, what: str) -> int:
 
 def memory_mb(value: Any, what: str) -> int:
     """'16G', '2500M', '1.5T', 4096 (MB) → MB (SLURM's convention: 1G = 1024M)."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(value).strip(), re.IGNORECASE)
-    if not match:
-        raise UserError(f"{what} = {value!r}: expected a memory size such as 16G or 2500M")
-    scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2}[match.group(2).upper()]
-    mb = math.ceil(float(match.group(1)) * scale)
+    mb = math.ceil(parse_bytes(value, what) / 2**20)
     if mb < 1:
         raise UserError(f"{what} = {value!r}: expected a positive memory size")
     return mb

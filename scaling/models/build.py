@@ -13,14 +13,28 @@ from scaling.spec import ModelSpec
 
 
 def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_id: int | None = None) -> torch.nn.Module:
-    """A freshly initialised causal LM (fp32, SDPA attention), deterministic given ``seed``."""
+    """A freshly initialised causal LM (fp32, the family's attention: SDPA, or eager for ALiBi),
+    deterministic given ``seed``."""
     from transformers import AutoModelForCausalLM
 
     if model.family not in FAMILIES:
         raise unknown_choice("model.family", model.family, FAMILIES)
     torch.manual_seed(seed)
     config = FAMILIES[model.family].config(model, vocab_size, context, pad_id)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=FAMILIES[model.family].attention, dtype=torch.float32)
+
+
+def read_pretrained(path: Path) -> torch.nn.Module:
+    """The causal LM of a local Hugging Face directory, fp32 (the attention transformers prefers for
+    its family: SDPA where it has it); UserError naming the directory when transformers cannot read it."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"init_from = {str(path)!r}: transformers cannot read this model directory ({reason}); "
+                        "expected a local Hugging Face causal-LM directory (config.json and weights)") from None
 
 
 def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int | None = None) -> torch.nn.Module:
@@ -34,12 +48,10 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int
     without its covariance step), from a generator seeded with ``seed``, so new tokens start at the
     scale of the old ones. An untied output layer gets the same rule, from its own text rows.
     """
-    from transformers import AutoModelForCausalLM
-
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
-    lm = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32, local_files_only=True)
+    lm = read_pretrained(path)
     rows = lm.get_input_embeddings().weight.shape[0]
     n_text = rows if n_text_vocab is None else n_text_vocab
     if n_text > rows:

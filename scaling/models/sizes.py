@@ -11,10 +11,11 @@ of the same model. From N the rule derives, as nanochat does from depth, a whole
 * d = sqrt(N / (12·L)) rounded down to a multiple of the head width (32 below 256, 64 below 2048,
   128 above), heads = d / head width;
 * finally d_ff is solved so that the count hits N (to within a multiple of 8): the target is met
-  to well under 5 % at every size.
+  to well under 5 % at every size (a family that fixes its MLP width, as bloom's 4·d, keeps it;
+  its blocks are then about 12·d² as the rule assumes).
 
 Named sizes reproduce published architectures (Cuervo & Marxer's textless ladder, Qwen2.5,
-OPT-125M, Llama-3.2-3B) for cluster sweeps. What differs between families (block layout, norms,
+OPT-125M, Llama-3.2-3B, SmolLM2, Pythia, BLOOM) for cluster sweeps. What differs between families (block layout, norms,
 positions, named sizes) is each family's record in :mod:`scaling.models.families`.
 """
 
@@ -76,11 +77,13 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     head = _head_width(d_raw)
     d = max(head, int(d_raw // head) * head)
     heads = d // head
-    per_block = target / n_layers
-    block_params = FAMILIES[model.family].block_params
-    base = block_params(d, 0, heads, heads)
-    per_ff = block_params(d, 1, heads, heads) - base
-    d_ff = max(8, round((per_block - base) / per_ff / 8) * 8)
+    family = FAMILIES[model.family]
+    if family.fixed_d_ff is not None:
+        d_ff = family.fixed_d_ff(d)
+    else:
+        base = family.block_params(d, 0, heads, heads)
+        per_ff = family.block_params(d, 1, heads, heads) - base
+        d_ff = max(8, round((target / n_layers - base) / per_ff / 8) * 8)
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 
