@@ -10,6 +10,7 @@ accelerate).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -28,10 +29,8 @@ def import_gguf(gguf_file: str | Path, out: str | Path) -> Path:
     gguf_file, out = Path(gguf_file).expanduser(), Path(out).expanduser()
     if not gguf_file.is_file():
         raise UserError(f"{str(gguf_file)!r} does not exist; expected a GGUF model file (*.gguf)")
-    try:
-        import gguf  # noqa: F401  (transformers reads GGUF through it)
-    except ModuleNotFoundError:
-        raise UserError("reading GGUF files needs the gguf and accelerate packages: pip install 'scaling[gguf]'") from None
+    if importlib.util.find_spec("gguf") is None or importlib.util.find_spec("accelerate") is None:
+        raise UserError("reading GGUF files needs the gguf and accelerate packages: pip install 'scaling[gguf]'")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)

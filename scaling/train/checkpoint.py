@@ -3,9 +3,8 @@
 The file is written under a temporary name in the checkpoint directory and renamed over
 ``latest.pt``, so a kill at any moment leaves either the previous or the new checkpoint whole.
 
-A run trained by several processes keeps AdamW's state sharded (ZeRO-1): each rank also writes
-``optimizer-<tag>.rank<r>.pt`` before ``latest.pt`` names ``tag``, and removes its older shards
-only after, so ``latest.pt`` always names shards that exist.
+A run trained by several processes writes its tensors as a sharded checkpoint first
+(:mod:`scaling.train.sharded`); its ``latest.pt`` holds the rest and names that checkpoint.
 """
 
 from __future__ import annotations
@@ -45,23 +44,3 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
 def _write(path: Path, obj: Any) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
-
-def _shard_path(directory: Path, tag: str, rank: int) -> Path:
-    return directory / f"optimizer-{tag}.rank{rank}.pt"
-
-
-def save_shard(directory: Path, tag: str, rank: int, shard: dict[str, Any]) -> None:
-    """Write this rank's optimizer shard of checkpoint ``tag`` atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(_shard_path(directory, tag, rank), shard)
-
-
-def load_shard(directory: Path, tag: str, rank: int) -> dict[str, Any]:
-    return torch.load(_shard_path(directory, tag, rank), map_location="cpu", weights_only=False)
-
-
-def drop_shards(directory: Path, rank: int, keep: str) -> None:
-    """Remove this rank's shards of every checkpoint but ``keep``."""
-    for path in directory.glob(f"optimizer-*.rank{rank}.pt"):
-        if path != _shard_path(directory, keep, rank):
-            path.unlink(missing_ok=True)
