@@ -89,7 +89,7 @@ def decoder_blocks(lm: torch.nn.Module) -> torch.nn.ModuleList:
 def checkpoint_blocks(lm: torch.nn.Module, layout: Layout) -> None:
     """Turn on activation checkpointing of every decoder block when ``layout`` asks for it."""
     if layout.activation_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lm.activation_checkpointing_enable()
 
 
 def wrap(lm: torch.nn.Module, train: TrainSpec, layout: Layout, world: World, device: torch.device,
