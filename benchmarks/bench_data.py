@@ -1,5 +1,5 @@
 """Time every stage of the data pipeline on a fresh cache: corpus build (plan, codebook, units,
-write), vocabulary, and prepare_data + one epoch of packed windows per mode.
+write), vocabulary, and prepare_data (token shards) + one pass of windows per mode.
 
     python benchmarks/bench_data.py [--corpus default] [--context 128] [--workers 0]
 
@@ -53,9 +53,9 @@ def main() -> None:
             t0 = time.perf_counter()
             n = prep.n_train_windows()
             for i in range(n):
-                prep.train_window(n + i)  # epoch 1: packed from scratch
+                prep.train_window(n + i)  # the second pass: windows read from the memory-mapped shards
             t_epoch = time.perf_counter() - t0
-            print(f"prepare  {mode:<12} {t_prep:7.1f} s   epoch of {n} windows x {args.context + 1} tokens: {t_epoch:5.2f} s")
+            print(f"prepare  {mode:<12} {t_prep:7.1f} s   pass of {n} windows x {args.context + 1} tokens: {t_epoch:5.2f} s")
         print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print()
         print(format_stats(corpus_stats(corpus, prep.vocab.tokenizer)))

@@ -4,8 +4,9 @@ Sweep file -> run specs -> run layer -> executor -> training -> results store ->
 fitted laws with uncertainty -> paper figures (README.md and DESIGN.md draw it). The packages, in
 layers that only import downwards (``tests/test_layers.py`` checks it):
 
-- foundations: ``errors``, ``formatting`` (numbers and rows for people), ``atomic`` (the one way a
-  file is written);
+- ``errors`` (errors meant for people), under the foundations: ``formatting`` (numbers and rows
+  for people), ``atomic`` (the one way a file is written), ``reading`` (files others wrote: one
+  line for anything unreadable, and nothing that can run code);
 - ``spec`` (what a run is: frozen, hashed specs) and ``results_table`` (what the table's columns
   mean: the one reader and writer);
 - ``store`` (one directory per run), ``models`` (families and sizes), ``data`` (corpora into

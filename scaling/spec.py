@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ from scaling.errors import UserError, unknown_choice
 from scaling.formatting import human
 
 DATA_MODES = ("text", "interleaved", "speech")
+#: sanity bounds: values beyond them are refused when a spec is validated (at plan time)
+MAX_TOKENS = 10**15  # a training budget, in tokens (60x the ~1.5e13 of the largest published runs)
+MAX_STEP_TOKENS = 2**27  # tokens of one global batch (8x the 16M-token batches of the largest published runs)
+MAX_CONTEXT = 2**20  # tokens of one window (8x the 128k context of the longest published text LMs)
+MAX_EVAL_POINTS = 100_000  # evaluation points of one run
+SEED_LIMIT = 2**32  # seeds are numpy seeds: 0 <= seed < 2^32
 INIT_MODES = ("scratch", "text-lm")
 SCHEDULES = ("cosine", "wsd")
 INTERLEAVE_METHODS = ("poisson", "random", "span")
@@ -63,8 +70,13 @@ class DataSpec:
     val_exclude: sources left out of the validation windows behind ``loss_val*`` (as SIMS's
     validation set leaves out its synthetic speech): corpus sources such as ``espeak``, or
     ``wordnet`` for the text stream's sentences; checked against the run's data at its start.
-    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true), or
-    reuse the first epoch's spans, as data interleaved once offline would (false).
+    resample_interleave: draw new spoken spans for the interleaved stream every epoch (true: the
+    first epoch reads the spans fixed when the corpus was prepared, each later epoch is prepared
+    anew with the run's seed), or read the prepared spans in every epoch, as SIMS does (false).
+    mix_tokens: the mix as token shares, ``{key: share}`` summing to 1, keys being streams (text,
+    interleaved, speech), source names or ``source.stream``; a key's share is divided among the
+    pools it names by their tokens (see :mod:`scaling.data.mixing`). Empty: ``mix`` (stream
+    probabilities) decides, turned into the token shares it gives.
     """
 
     mode: str = "interleaved"
@@ -77,11 +89,12 @@ class DataSpec:
     marker_loss: bool = True
     val_exclude: tuple[str, ...] = ()
     resample_interleave: bool = True
+    mix_tokens: tuple[tuple[str, float], ...] = ()
 
 
 #: fields added after stores already held runs: hashed into the run id only when they differ from
 #: this value, so that the ids of existing runs do not change.
-_LATER_FIELDS = {("data", "val_exclude"): [], ("data", "resample_interleave"): True}
+_LATER_FIELDS = {("data", "val_exclude"): [], ("data", "resample_interleave"): True, ("data", "mix_tokens"): []}
 
 
 @dataclass(frozen=True)
@@ -151,17 +164,38 @@ class RunSpec:
         return f"{self.model.family}-{self.model.size}-{self.data.mode}-{init}-{human(self.train.tokens)}{branches}-s{self.seed}"
 
     def validate(self) -> "RunSpec":
-        """Check every value; raise UserError naming the field, the value and what was expected."""
+        """Check every value; raise UserError naming the field, the value and what was expected.
+        Values that cannot work are refused here, before anything is planned or trained: sizes
+        and rates that are not positive and finite, seeds outside numpy's range, and budgets,
+        batches, contexts and evaluation counts beyond the sanity bounds (:data:`MAX_TOKENS` …)."""
         _choice("data.mode", self.data.mode, DATA_MODES)
         _choice("init", self.init, INIT_MODES)
         _choice("train.schedule", self.train.schedule, SCHEDULES)
         _choice("data.interleave", self.data.interleave, INTERLEAVE_METHODS)
-        _positive("train.tokens", self.train.tokens)
-        _positive("train.batch_size", self.train.batch_size)
-        _positive("data.context", self.data.context)
-        _positive("train.lr", self.train.lr)
-        _positive("train.eval_points", self.train.eval_points)
-        _positive("train.val_windows", self.train.val_windows)
+        t, d = self.train, self.data
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < SEED_LIMIT:
+            raise UserError(f"seed = {self.seed!r}: expected an integer from 0 to {SEED_LIMIT - 1} (numpy's seed range)")
+        _positive("train.tokens", t.tokens, MAX_TOKENS, "tokens, a sanity bound 60x the largest published training runs")
+        _positive("data.context", d.context, MAX_CONTEXT, "tokens, a sanity bound 8x the longest context of published text LMs")
+        _positive("train.batch_size", t.batch_size, MAX_STEP_TOKENS // d.context,
+                  f"windows of {d.context} tokens: {MAX_STEP_TOKENS:,} tokens per step, a sanity bound 8x the largest "
+                  "published batches (the whole batch is built in host memory)")
+        _positive("train.val_windows", t.val_windows, MAX_STEP_TOKENS // d.context,
+                  f"windows of {d.context} tokens: {MAX_STEP_TOKENS:,} validation tokens, a sanity bound")
+        _positive("train.eval_points", t.eval_points, MAX_EVAL_POINTS, "evaluation points, a sanity bound")
+        _positive("train.lr", t.lr)
+        _positive("train.grad_clip", t.grad_clip)
+        _positive("data.span_lambda", d.span_lambda)
+        for name, value in (("train.weight_decay", t.weight_decay), ("train.min_lr", t.min_lr)):
+            if not 0 <= value < math.inf:
+                raise UserError(f"{name} = {value!r}: expected a finite number >= 0")
+        for name, value in (("train.beta1", t.beta1), ("train.beta2", t.beta2)):
+            if not 0 <= value < 1:
+                raise UserError(f"{name} = {value!r}: expected a number in [0, 1) (AdamW's moment decay)")
+        if not 0 <= d.speech_ratio <= 1:
+            raise UserError(f"data.speech_ratio = {d.speech_ratio!r}: expected a fraction in [0, 1]")
+        if any((self.model.n_layers, self.model.d_model, self.model.n_heads, self.model.d_ff)):  # resolved (all 0: not yet)
+            check_architecture(self.model)
         if not 0 <= self.train.warmup < 1:
             raise UserError(f"train.warmup = {self.train.warmup!r}: expected a fraction in [0, 1)")
         if not 0 < self.train.decay <= 1:
@@ -173,8 +207,13 @@ class RunSpec:
             raise UserError(f"train.branch_tokens = {list(branches)!r} with train.schedule = {self.train.schedule!r}: decay branches need train.schedule = 'wsd'")
         if any(b <= 0 for b in branches) or list(branches) != sorted(set(branches)) or branches and branches[-1] >= self.train.tokens:
             raise UserError(f"train.branch_tokens = {list(branches)!r}: expected increasing positive budgets below train.tokens ({self.train.tokens})")
-        if len(self.data.mix) != 3 or any(p < 0 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
+        if len(self.data.mix) != 3 or not all(0 <= p <= 1 for p in self.data.mix) or abs(sum(self.data.mix) - 1) > 1e-6:
             raise UserError(f"data.mix = {list(self.data.mix)!r}: expected three non-negative probabilities (text, interleaved, speech) summing to 1")
+        shares = self.data.mix_tokens
+        if shares and (len({k for k, _ in shares}) != len(shares) or not all(k for k, _ in shares) or any(v < 0 for _, v in shares)
+                       or abs(sum(v for _, v in shares) - 1) > 1e-6):
+            raise UserError(f"data.mix_tokens = {dict(shares)!r}: expected distinct keys (streams, sources or source.stream) "
+                            "with non-negative token shares summing to 1")
         if len(set(self.data.val_exclude)) != len(self.data.val_exclude) or not all(self.data.val_exclude):
             raise UserError(f"data.val_exclude = {list(self.data.val_exclude)!r}: expected distinct, non-empty source names")
         if self.init == "text-lm" and self.data.mode == "speech":
@@ -182,6 +221,20 @@ class RunSpec:
         if self.init == "text-lm" and not self.init_from:
             raise UserError("init = 'text-lm' needs init_from: a local text-LM directory or 'pretrain:<tokens>'")
         return self
+
+
+def check_architecture(model: ModelSpec) -> ModelSpec:
+    """``model`` if its resolved architecture can be built: positive depth, width, heads and FFN
+    width, heads that divide the width and key/value heads that divide the heads; UserError
+    naming the field otherwise."""
+    for name in ("n_layers", "d_model", "n_heads", "d_ff"):
+        _positive(f"model.{name}", getattr(model, name))
+    if model.d_model % model.n_heads:
+        raise UserError(f"model.n_heads = {model.n_heads}: expected a divisor of model.d_model = {model.d_model}")
+    if model.n_kv_heads < 0 or model.n_kv_heads and model.n_heads % model.n_kv_heads:
+        raise UserError(f"model.n_kv_heads = {model.n_kv_heads}: expected 0 (as many as model.n_heads) or a divisor of "
+                        f"model.n_heads = {model.n_heads}")
+    return model
 
 
 def parse_count(value: Any, what: str) -> float:
@@ -303,9 +356,12 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise unknown_choice(f"value for {name}:", value, choices)
 
 
-def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UserError(f"{name} = {value!r}: expected a positive number")
+def _positive(name: str, value: float, at_most: float = math.inf, unit: str = "") -> None:
+    """UserError unless ``value`` is a number in (0, ``at_most``] (finite); ``unit`` describes the bound."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise UserError(f"{name} = {value!r}: expected a positive finite number")
+    if value > at_most:
+        raise UserError(f"{name} = {value!r}: expected at most {at_most:,.0f} {unit}".rstrip())
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -332,6 +388,12 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
     origin = typing.get_origin(hint)
+    if hint == tuple[tuple[str, float], ...]:  # a mapping {name: number}, kept sorted by name
+        pairs = value.items() if isinstance(value, dict) else value
+        try:
+            return tuple(sorted((str(k), _coerce(float, v, f"{path}.{k}")) for k, v in pairs))
+        except (TypeError, ValueError):
+            raise UserError(f"{path} = {value!r}: expected a mapping of names to numbers") from None
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{path} = {value!r}: expected a list")

@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -34,6 +35,8 @@ from typing import Any, Callable, Iterator
 
 from scaling.atomic import atomic_write, atomic_write_json
 from scaling.errors import UserError, safe_name
+from scaling.reading import UnreadableFile, read_text
+from scaling.reading import read_json as read_json_file
 from scaling.spec import RunSpec, from_dict, to_dict
 
 STATES = ("pending", "running", "done", "failed", "diverged")
@@ -50,21 +53,26 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All complete lines of a JSONL file; a torn or unparsable last line is ignored."""
+    """All complete lines of a JSONL file of objects; a torn or unparsable last line is ignored (a
+    crash mid-append), any other bad line is a UserError naming the file and the line."""
     path = Path(path)
     if not path.exists():
         return []
     rows = []
-    lines = path.read_text().split("\n")
+    lines = read_text(path, "log").split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
             if i >= len(lines) - 2:  # the last line, torn by a crash
                 break
-            raise
+            raise UnreadableFile(f"log {str(path)!r} line {i + 1} is not JSON ({exc.msg}: {line[:40]!r}); "
+                                 "expected one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise UnreadableFile(f"log {str(path)!r} line {i + 1} holds a JSON {type(row).__name__}; expected one JSON object per line")
+        rows.append(row)
     return rows
 
 
@@ -77,11 +85,13 @@ def rewrite_jsonl(path: Path, keep: Callable[[dict[str, Any]], bool]) -> None:
     atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
-def read_json(path: Path, default: Any = None) -> Any:
+def read_json(path: Path, default: Any = None, what: str = "store file") -> Any:
+    """The JSON object in ``path``, or ``default`` when the file does not exist; UserError naming
+    the file when it is not a JSON object (damaged: empty, cut short, garbage)."""
     path = Path(path)
     if not path.exists():
         return default
-    return json.loads(path.read_text())
+    return read_json_file(path, what, dict)
 
 
 def now() -> str:
@@ -108,10 +118,18 @@ class RunDir:
     log_file = property(lambda self: self.path / "train.log")
 
     def spec(self) -> RunSpec:
-        return from_dict(RunSpec, read_json(self.spec_file), "spec")
+        """The run's spec; UserError naming spec.json when it is missing, damaged or not a spec."""
+        data = read_json(self.spec_file, what="run spec")
+        if data is None:
+            raise UserError(f"run spec {str(self.spec_file)!r} does not exist; expected a run directory written by scaling")
+        try:
+            return from_dict(RunSpec, data, "spec")
+        except UserError as exc:
+            raise UserError(f"run spec {str(self.spec_file)!r}: {exc}") from None
 
     def status(self) -> dict[str, Any]:
-        return read_json(self.status_file, default={"state": "pending", "attempts": 0})
+        """status.json (``pending``, 0 attempts when there is none yet); UserError naming it when damaged."""
+        return read_json(self.status_file, default={"state": "pending", "attempts": 0}, what="run status")
 
     def update_status(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into status.json (atomic replace); stamps ``updated``."""
@@ -120,6 +138,28 @@ class RunDir:
         atomic_write_json(self.status_file, status)
         return status
 
+    def remove_leftovers(self, lease_ttl: float) -> list[str]:
+        """Remove what writers that died left behind (temporary files and directories ``.*.tmp``
+        of the run directory and its checkpoint directory) and return their names. Call it only
+        while holding the run's lease: every writer of a run directory holds it, so no other
+        temporary file belongs to a live writer. A lease candidate (``.lease.*.tmp``) belongs to a
+        process racing for the lease; it lives microseconds, and is removed only when older than
+        ``lease_ttl`` seconds."""
+        removed = []
+        for directory in (self.path, self.checkpoint_dir):
+            for path in directory.glob(".*.tmp") if directory.is_dir() else ():
+                try:
+                    if path.name.startswith(".lease.") and time.time() - path.lstat().st_mtime < lease_ttl:
+                        continue
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(str(path.relative_to(self.path)))
+        return removed
+
     def metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics_file)
 
@@ -127,7 +167,7 @@ class RunDir:
         return read_jsonl(self.evals_file)
 
     def summary(self) -> dict[str, Any] | None:
-        return read_json(self.summary_file)
+        return read_json(self.summary_file, what="run summary")
 
 
 class Store:
@@ -184,15 +224,24 @@ class Store:
         return run
 
     def record_sweep(self, name: str, run_ids: list[str], source: str) -> None:
-        """Remember which runs a sweep expanded to (atomic replace)."""
-        (self.root / "sweeps").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json", {"name": name, "runs": run_ids, "source": source, "updated": now()})
+        """Remember which runs a sweep expanded to (atomic replace; a record that already says so
+        is left as it is, its ``updated`` stamp too)."""
+        path = self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json"
+        record = {"name": name, "runs": run_ids, "source": source}
+        old = read_json(path, what="sweep record")
+        if old is not None and {k: old.get(k) for k in record} == record:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**record, "updated": now()})
 
     def sweep_runs(self, name: str) -> list[str]:
-        data = read_json(self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json")
+        path = self.root / "sweeps" / f"{safe_name(name, 'sweep name')}.json"
+        data = read_json(path, what="sweep record")
         if data is None:
             known = sorted(p.stem for p in (self.root / "sweeps").glob("*.json"))
             raise UserError(f"no sweep {name!r} in store {str(self.root)!r}; known sweeps: {', '.join(known) or 'none'}")
+        if not (isinstance(data.get("runs"), list) and all(isinstance(r, str) for r in data["runs"])):
+            raise UnreadableFile(f"sweep record {str(path)!r} has no list of run ids 'runs'; expected the file `scaling launch` writes")
         return list(data["runs"])
 
 
@@ -219,11 +268,21 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _stale(self) -> bool:
+    def _owner(self) -> dict[str, Any] | None:
+        """The lease file's owner record; None when there is none or it cannot be read."""
         try:
-            info = json.loads(self.run.lease_file.read_text() or "{}")
+            info = json.loads(self.run.lease_file.read_bytes())
+        except (FileNotFoundError, ValueError):  # ValueError: not JSON, not UTF-8
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _stale(self) -> bool:
+        info = self._owner()
+        try:
             age = time.time() - self.run.lease_file.stat().st_mtime
-        except (FileNotFoundError, json.JSONDecodeError):
+        except FileNotFoundError:
+            return True
+        if info is None:
             return True
         if age > self.ttl:
             return True
@@ -287,17 +346,13 @@ class Lease:
         """The lease's owner record (host, pid, job_id …) when a live process holds it, else None (read-only)."""
         if not self.run.lease_file.exists() or self._stale():
             return None
-        try:
-            return json.loads(self.run.lease_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        return self._owner()
 
     def holder(self) -> str:
-        try:
-            info = json.loads(self.run.lease_file.read_text())
-            return f"{info.get('host')}:{info.get('pid')}" + (f" (job {info['job_id']})" if info.get("job_id") else "")
-        except (FileNotFoundError, json.JSONDecodeError):
+        info = self._owner()
+        if info is None:
             return "unknown"
+        return f"{info.get('host')}:{info.get('pid')}" + (f" (job {info['job_id']})" if info.get("job_id") else "")
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 4):
@@ -309,12 +364,9 @@ class Lease:
     def release(self) -> None:
         self._stop.set()
         with self._takeover_lock():
-            try:
-                info = json.loads(self.run.lease_file.read_text())
-                if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
-                    self.run.lease_file.unlink()
-            except (FileNotFoundError, json.JSONDecodeError):
-                pass  # no lease file (already broken as stale): not ours to remove
+            info = self._owner() or {}  # none: already broken as stale, not ours to remove
+            if info.get("pid") == self.owner["pid"] and info.get("host") == self.owner["host"]:
+                self.run.lease_file.unlink(missing_ok=True)
         for stale in self.run.path.glob(".lease.stale.*"):
             stale.unlink(missing_ok=True)
 
@@ -323,3 +375,17 @@ class Lease:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+#: what ``scaling status`` shows for a run whose status.json says running but that no live process trains
+INTERRUPTED = "interrupted"
+
+
+def observed_state(run: RunDir, status: dict[str, Any]) -> str:
+    """The state of ``run`` for people: ``status["state"]``, except that a run marked running
+    whose lease no live process holds reads :data:`INTERRUPTED` (its trainer died, or was killed
+    with its launcher, before anyone could record why; a relaunch resumes it)."""
+    state = status.get("state", "pending")
+    if state == "running" and Lease(run).live_owner() is None:
+        return INTERRUPTED
+    return state

@@ -42,11 +42,15 @@ from typing import Any
 import yaml
 
 from scaling.errors import UserError, safe_name, unknown_choice
-from scaling.spec import EngineSpec, MirrorSpec, RunSpec, TrainSpec, from_dict, parse_count
+from scaling.reading import read_text
+from scaling.spec import MAX_TOKENS, EngineSpec, MirrorSpec, RunSpec, TrainSpec, check_architecture, from_dict, parse_count
 from scaling.runs.timeline import Timeline
 
 TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors",
             "engine")
+#: the type of each top-level key that has one (checked when a sweep file is read)
+SECTION_TYPES = {"name": str, "description": str, "store": str, "base": dict, "grid": dict, "variants": list, "budget": dict,
+                 "executor": str, "slurm": dict, "mirrors": dict, "engine": dict}
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
 BUDGET_OPTIONS = ("params", "branches")
 PARAM_CONVENTIONS = ("total", "non_embedding")
@@ -111,6 +115,8 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             raise UserError(f"override {item!r}: expected key=value, e.g. train.lr=1e-3 or grid.model.size=[1M,3M]")
         key, raw = item.split("=", 1)
         key, value = key.strip(), _yaml_value(raw)
+        if not all(key.split(".")):
+            raise UserError(f"override {item!r}: expected a dotted key such as train.lr or grid.model.size before '='")
         head = key.split(".", 1)[0]
         if head in ("grid", "budget") and "." in key:
             section = config.setdefault(head, {})
@@ -130,8 +136,9 @@ def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> dict[str, 
     path = Path(path)
     if not path.exists():
         raise UserError(f"sweep file {str(path)!r} does not exist; expected a YAML file such as sweeps/demo.yaml")
+    text = read_text(path, "sweep file")
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -143,6 +150,11 @@ def load_sweep_config(path: str | Path, overrides: list[str] = ()) -> dict[str, 
         if key not in TOP_KEYS:
             raise unknown_choice(f"top-level key in {path.name}:", key, TOP_KEYS)
     config.setdefault("name", path.stem)
+    for key, kind in SECTION_TYPES.items():
+        value = config.get(key)
+        if value is not None and not isinstance(value, kind):
+            expected = {dict: "a mapping", list: "a list", str: "a string"}[kind]
+            raise UserError(f"sweep {key} = {value!r} in {path.name}: expected {expected}")
     return config
 
 
@@ -227,7 +239,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             spec_dict = _merge(base, _dotted_to_nested(flat))
             spec_dict["sweep"] = name
             spec = from_dict(RunSpec, spec_dict)
-            spec = replace(spec, model=resolve_model(spec.model))
+            spec = replace(spec, model=check_architecture(resolve_model(spec.model)))
             counts = param_counts(spec)
             n = counts.total if convention == "total" else counts.non_embedding
             point_tokens = []
@@ -235,6 +247,9 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
                 tokens = b if kind == "tokens" else b * n if kind == "tokens_per_param" else b / (6.0 * n)
                 if tokens < spec.data.context:
                     raise UserError(f"budget.{kind} = {b:g} gives {tokens:.0f} tokens for model.size = {spec.model.size}; expected at least one context window ({spec.data.context} tokens)")
+                if tokens > MAX_TOKENS:
+                    raise UserError(f"budget.{kind} = {b:g} gives {tokens:.3g} tokens for model.size = {spec.model.size}; expected at "
+                                    f"most {MAX_TOKENS:.0e} tokens (a sanity bound, 60x the largest published training runs)")
                 point_tokens.append(int(round(tokens)))
             for train in _trains(spec, point_tokens, branched):
                 run = replace(spec, train=train).validate()

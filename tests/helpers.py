@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -40,3 +42,17 @@ def scaling(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProce
     """Run the `scaling` CLI in a subprocess; returns the completed process (text mode)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     return subprocess.run([PYTHON, "-m", "scaling.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, **kw)
+
+
+@contextlib.contextmanager
+def rendezvous(world_size: int) -> Iterator[dict[str, str]]:
+    """A torch.distributed rendezvous store served by this process on a port the OS assigns it (as
+    torchrun's agent serves one), so no port is guessed free and then raced for. Yields the
+    environment that ``world_size`` ranks need to join it (every rank connects as a client)."""
+    from torch.distributed import TCPStore
+
+    store = TCPStore("127.0.0.1", 0, world_size, is_master=True, wait_for_workers=False)
+    try:
+        yield {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store.port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
+    finally:
+        del store

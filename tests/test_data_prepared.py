@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from scaling.data import MARKER, PAD, SPEECH, TEXT, prepare_data
-from scaling.data.streams import TokenStream, mixture, probabilities_for_token_shares
+from scaling.data.mixing import Blend, PoolInfo, quotas, resolve_shares
 from scaling.errors import UserError
 from scaling.spec import DataSpec
 
@@ -27,12 +27,28 @@ def speech(cache):
     return prepare_data(DataSpec(mode="speech", corpus="tiny", context=64), cache, seed=0, progress=False)
 
 
-def _epoch_stream(prep, epoch=0):
-    n = prep.n_train_windows()
-    wins = [prep.train_window(epoch * n + i) for i in range(n)]
-    ids = np.concatenate([wins[0][0]] + [w[0][1:] for w in wins[1:]])
-    mod = np.concatenate([wins[0][1]] + [w[1][1:] for w in wins[1:]])
-    return ids, mod
+def _pool_streams(prep):
+    """{(source, stream): (ids, modality)}: each training pool's first epoch, its windows put back in
+    order of their start (they overlap by one token) — the pool's token stream."""
+    found: dict[int, dict[int, tuple]] = {}
+    i = 0
+    while any(len(found.get(p, {})) < w for p, w in enumerate(prep._train.windows)):
+        pool, epoch, start = prep._train.locate(i)
+        if epoch == 0:
+            found.setdefault(pool, {})[start] = prep.train_window(i)
+        i += 1
+    out = {}
+    for pool, wins in found.items():
+        ordered = [wins[s] for s in sorted(wins)]
+        info = prep.train_pools[pool]
+        out[(info.source, info.stream)] = (np.concatenate([ordered[0][0]] + [w[0][1:] for w in ordered[1:]]),
+                                           np.concatenate([ordered[0][1]] + [w[1][1:] for w in ordered[1:]]))
+    return out
+
+
+def _epoch_stream(prep):
+    streams = _pool_streams(prep)
+    return np.concatenate([v[0] for v in streams.values()]), np.concatenate([v[1] for v in streams.values()])
 
 
 def test_interleaved_vocabulary(inter):
@@ -54,7 +70,7 @@ def test_interleaved_vocabulary(inter):
 
 
 def test_interleaved_windows_follow_the_marker_rule(inter):
-    ids, mod = _epoch_stream(inter)
+    ids, mod = _pool_streams(inter)[("espeak", "interleaved")]
     assert set(np.unique(mod)) == {TEXT, SPEECH, MARKER}
     eos = ids == inter.eos_id
     for i in np.flatnonzero(mod == MARKER):
@@ -67,26 +83,58 @@ def test_interleaved_windows_follow_the_marker_rule(inter):
     units = (ids >= 1024) & (ids < 1024 + inter.corpus.k)
     assert (units == (mod == SPEECH) & ~eos).all(), "SPEECH tokens are exactly the unit tokens (and speech eos)"
     assert ((ids < 1024) | (mod != TEXT)).all()
+    text, tmod = _pool_streams(inter)[("wordnet", "text")]
+    assert (tmod == TEXT).all() and (text < 1024).all()
+    speech, smod = _pool_streams(inter)[("espeak", "speech")]
+    assert (smod == SPEECH).all() and not (speech == inter.marker_id("speech")).any(), "no markers in the speech stream"
 
 
-def test_mixture_probabilities():
-    streams = [TokenStream(name, [[i]] * 50, TEXT, 0) for i, name in enumerate(("text", "interleaved", "speech"))]
-    docs = mixture(streams, (0.2024, 0.5433, 0.2543), seed=3, epoch=0)
-    drawn = np.array([next(docs)[0][0] for _ in range(20000)])
-    share = np.bincount(drawn, minlength=3) / len(drawn)
-    assert np.allclose(share, (0.2024, 0.5433, 0.2543), atol=0.015)
+def test_blend_realises_token_shares_in_every_block():
+    shares = [0.2024, 0.5433, 0.2543]
+    blend = Blend(shares, block=1000)
+    assert list(quotas(shares, 1000)) == [203, 543, 254] and sum(blend.realised()) == 1
+    pools = np.array([blend.locate(i)[0] for i in range(3000)])
+    for b in range(3):
+        assert list(np.bincount(pools[b * 1000:(b + 1) * 1000], minlength=3)) == [203, 543, 254]
+    assert abs((pools[:100] == 1).mean() - 0.5433) <= 0.01, "slots are spread evenly, so any run of windows is near the mix"
+    ks = [blend.locate(i)[1] for i in range(3000) if blend.locate(i)[0] == 2]
+    assert ks == list(range(len(ks))), "each pool's windows are taken in order"
+    assert blend.windows_of(2, 3000) == 762
+    assert list(quotas([0.99995, 0.00005], 1000)) == [999, 1], "a positive share gets at least one slot"
 
 
-def test_mixing_by_token_share_and_accounting(inter):
-    p = probabilities_for_token_shares([10.0, 40.0, 50.0], [1 / 3, 1 / 3, 1 / 3])
-    assert np.allclose(np.array(p) * [10, 40, 50] / np.dot(p, [10, 40, 50]), 1 / 3)
-    stats = inter.stream_stats()
-    assert set(stats["streams"]) == {"text", "interleaved", "speech"}
-    assert abs(sum(s["token_share"] for s in stats["streams"].values()) - 1) < 1e-9
-    _, mod = _epoch_stream(inter)
-    counts = stats["epoch_target_tokens"]
-    assert counts["speech"] == (mod[1:] == SPEECH).sum() and counts["marker"] == (mod[1:] == MARKER).sum()
-    assert sum(counts.values()) == inter.n_train_windows() * inter.context, "every target counted once, by its modality"
+def test_token_shares_from_probabilities_and_keys():
+    pools = [PoolInfo("books", "text", 600, 60), PoolInfo("ls", "interleaved", 300, 10), PoolInfo("ls", "speech", 200, 10),
+             PoolInfo("tts", "speech", 200, 5)]
+    names = ["books", "ls", "tts"]
+    p = resolve_shares(pools, {}, (0.5, 0.25, 0.25), names)
+    # expected share of a stream = p_s * mean length_s: text 0.5*10, interleaved 0.25*30, speech 0.25*(400/15)
+    w = np.array([0.5 * 10, 0.25 * 30, 0.25 * 400 / 15])
+    assert np.allclose([p[0], p[1], p[2] + p[3]], w / w.sum()) and np.isclose(p[2], p[3]), "within a stream by tokens"
+    q = resolve_shares(pools, {"text": 0.3, "interleaved": 0.4, "speech": 0.3}, None, names)
+    assert np.allclose(q, [0.3, 0.4, 0.15, 0.15])
+    r = resolve_shares(pools, {"books": 0.5, "tts": 0.5}, None, names)
+    assert np.allclose(r, [0.5, 0, 0, 0.5])
+    assert np.allclose(resolve_shares(pools, {"ls.speech": 0.25, "books": 0.75}, None, names), [0.75, 0, 0.25, 0])
+    with pytest.raises(UserError, match="data.mix_tokens key 'librispeech'"):
+        resolve_shares(pools, {"librispeech": 1.0}, None, names)
+    with pytest.raises(UserError, match="both name pool 'ls.speech'"):
+        resolve_shares(pools, {"speech": 0.5, "ls": 0.5}, None, names)
+
+
+def test_token_accounting_matches_the_realised_shares(cache):
+    inter = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64, resample_interleave=False), cache, seed=0, progress=False)
+    stats = inter.mix_stats()
+    assert {(s["source"], s["stream"]) for s in stats} == {("wordnet", "text"), ("espeak", "interleaved"), ("espeak", "speech")}
+    assert abs(sum(s["realised_share"] for s in stats) - 1) < 1e-12
+    assert all(abs(s["realised_share"] - s["requested_share"]) <= 1e-4 for s in stats)
+    n = 10_000  # one blending block: each pool's share of windows is exactly its quota
+    _, mod = inter.train_batch(0, n)
+    by_pool = np.array([inter._train.locate(i)[0] for i in range(n)])
+    for p, s in enumerate(stats):
+        assert (by_pool == p).sum() == round(s["realised_share"] * n)
+    speech_pool = [p for p, s in enumerate(stats) if s["stream"] == "speech"][0]
+    assert (mod[by_pool == speech_pool] == SPEECH).all()
 
 
 def test_interleaved_determinism_and_resampling(inter, cache):
@@ -94,19 +142,21 @@ def test_interleaved_determinism_and_resampling(inter, cache):
     n = inter.n_train_windows()
     for i in (0, n - 1, n + 2):
         assert np.array_equal(again.train_window(i)[0], inter.train_window(i)[0])
-    stream = inter._train[1]
-    masks0 = [stream.spoken_mask(i, 0) for i in range(len(stream))]
-    masks1 = [stream.spoken_mask(i, 1) for i in range(len(stream))]
-    assert any((a != b).any() for a, b in zip(masks0, masks1)), "spans are re-drawn each epoch"
+    pool = [p for p, info in enumerate(inter.train_pools) if info.stream == "interleaved"][0]
+    a, b, c = (np.asarray(inter._train.pools[pool](e)._arrays(0)[0]) for e in (0, 1, 2))
+    assert not np.array_equal(a, b) and not np.array_equal(b, c), "spans are re-drawn after the first epoch"
     fixed = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64, resample_interleave=False), cache, seed=0, progress=False)
-    st = fixed._train[1]
-    assert all((st.spoken_mask(i, 0) == st.spoken_mask(i, 3)).all() for i in range(len(st)))
+    pool = [p for p, info in enumerate(fixed.train_pools) if info.stream == "interleaved"][0]
+    assert fixed._train.pools[pool](0) is fixed._train.pools[pool](3), "fixed spans: every epoch reads the prepared ones"
+    assert fixed.prepared_dir == inter.prepared_dir, "one prepared set serves both (the fixed spans are the corpus' own)"
 
 
-def test_val_windows_and_sources(inter):
+def test_val_windows_and_sources(inter, cache):
     ids, mod = inter.val_windows()
     assert ids.shape[1] == 65 and (ids[mod == PAD] == inter.pad_id).all()
     assert inter.sources() == ["wordnet", "espeak"]
+    other = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64), cache, seed=3, progress=False)
+    assert np.array_equal(other.val_windows(limit=8)[0], ids[:8]), "validation does not depend on the run seed"
     text_only, tmod = inter.val_windows(exclude_sources=("espeak",))
     assert SPEECH not in tmod and MARKER not in tmod
     with pytest.raises(UserError, match="validation split is empty"):

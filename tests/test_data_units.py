@@ -76,12 +76,70 @@ def test_cli_build_and_stats(tmp_path, capsys):
     cache = tmp_path / "cache"
     assert cli_main(["data", "build", "tiny", "--cache", str(cache), "--quiet"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith("corpus 'tiny':") and str(cache) in out[-1]
+    assert out[-1] == f"prepared corpus 'tiny' for text, interleaved, speech in {cache}"
     assert cli_main(["data", "stats", str(cache), "--json", str(tmp_path / "s.json")]) == 0
     out = capsys.readouterr().out
-    assert "espeak   train  speech" in out and "wordnet  train  text" in out and "units/s" in out
-    assert out.strip().splitlines()[-1].startswith("statistics of 1 corpus directory")
+    assert "espeak   synthetic  speech       train" in out and "wordnet  real       text         train" in out
+    assert "requested" in out and out.strip().splitlines()[-1].startswith("statistics of 3 prepared set(s)")
+    corpus_dir = next(p for p in (cache / "corpus").iterdir() if (p / "corpus.json").is_file())
+    assert cli_main(["data", "stats", str(corpus_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "espeak   train  speech" in out and "units/s" in out and out.strip().splitlines()[-1].startswith("statistics of 1 corpus directory")
     assert cli_main(["data", "stats", str(tmp_path / "nothing")]) == 2
     assert "holds no corpus" in capsys.readouterr().err
     assert cli_main(["data", "build", "defualt"]) == 2
     assert "did you mean 'default'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def hubert_layer_norm_dir(tmp_path_factory):
+    """A tiny HubertModel whose feature extractor uses layer norm (trained with attention masks)."""
+    from transformers import HubertConfig, HubertModel
+
+    config = HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+                          conv_stride=(10, 32), conv_kernel=(10, 32), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+                          feat_extract_norm="layer", do_stable_layer_norm=True)
+    out = tmp_path_factory.mktemp("hubert-ln")
+    HubertModel(config).save_pretrained(str(out))
+    return out
+
+
+def test_batched_hubert_features_equal_one_at_a_time(hubert_layer_norm_dir):
+    rng = np.random.default_rng(0)
+    audios = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (16000, 9000, 23000, 4000)]
+    one = HubertExtractor(str(hubert_layer_norm_dir), layer=2, batch_seconds=0.0)
+    batched = HubertExtractor(str(hubert_layer_norm_dir), layer=2, batch_seconds=10.0)
+    singles = [one.features(a) for a in audios]
+    together = batched.features_batch(audios)
+    for a, b in zip(singles, together):
+        assert a.shape == b.shape
+        # float32 matmuls over differently padded inputs: equal up to accumulation-order rounding
+        assert np.allclose(a, b, atol=1e-4), float(np.abs(a - b).max())
+
+
+def test_hubert_units_for_a_words_json_source_with_published_codebooks(hubert_dir, tmp_path):
+    import joblib
+    from sklearn.cluster import KMeans
+
+    from scaling.data import prepare_data
+    from scaling.spec import DataSpec
+    from tests.data_fixtures import SENTENCES, write_words_json
+
+    write_words_json(tmp_path / "wj", SENTENCES[:4])
+    feats = np.random.default_rng(2).standard_normal((200, 16)).astype(np.float32)
+    km = KMeans(n_clusters=8, n_init=1, random_state=0).fit(feats)
+    joblib.dump(km, tmp_path / "km.bin")
+    np.save(tmp_path / "km.npy", km.cluster_centers_.astype(np.float32))
+    body = (f"units: {{extractor: hubert, hubert_model: {hubert_dir}, hubert_layer: 1, k: 8, codebook: {{path}}{{trust}}}}\n"
+            "sources:\n  - {name: wj, format: words_json, path: wj, real: true}\n")
+    for name, path, trust in (("npy", "km.npy", ""), ("pickle", "km.bin", ", trust_codebook_pickle: true")):
+        (tmp_path / f"{name}.yaml").write_text(body.replace("{path}", str(tmp_path / path)).replace("{trust}", trust))
+    preps = [prepare_data(DataSpec(mode="speech", corpus=str(tmp_path / f"{n}.yaml"), context=16), tmp_path / "cache", seed=0, progress=False)
+             for n in ("npy", "pickle")]
+    a, b = (p.train_batch(0, 8)[0] for p in preps)
+    assert np.array_equal(a, b), "the published k-means file and its centroids as .npy give the same units"
+    assert a.max() <= 8 + 1, "unit ids and the unit vocabulary's pad / eos"
+    assert sum(c["documents"] for c in preps[0].manifest["tokens"]["wj"]["speech"].values()) == 4
+    (tmp_path / "untrusted.yaml").write_text(body.replace("{path}", str(tmp_path / "km.bin")).replace("{trust}", ""))
+    with pytest.raises(UserError, match="trust_codebook_pickle"):
+        prepare_data(DataSpec(mode="speech", corpus=str(tmp_path / "untrusted.yaml"), context=16), tmp_path / "cache", seed=0, progress=False)

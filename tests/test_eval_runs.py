@@ -115,7 +115,7 @@ def test_silent_audio_and_codebook_mismatch_are_errors(tmp_path, cache, vocabs):
         run_tasks(_model(vocabs["speech"]), small, tasks, benches)
     with pytest.raises(UserError, match="vocabulary mismatch: benchmark 'stc'.*k=32.*16 unit tokens"):
         run_tasks(_model(vocabs["speech"]), small, [Task("acc_stc", "stc", "s2s")], benches)
-    from scaling.data.corpus import open_corpus
+    from scaling.data.build import open_corpus
     from scaling.evaluation.format import Benchmark, Pair, Segment, write_benchmark
 
     write_benchmark(tmp_path / "other.jsonl", Benchmark("other", (Pair("p", Segment(units=np.array([1])), Segment(units=np.array([2]))),),

@@ -19,7 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scaling"
 #: (``scaling.X`` for a module ``scaling/X.py`` or a package ``scaling/X/``); the top layer, the
 #: command line, may also import within itself (``demo`` runs other commands through ``cli``)
 LAYERS: tuple[frozenset[str], ...] = tuple(map(frozenset, (
-    {"errors", "formatting", "atomic"},        # foundations
+    {"errors"},                                # errors meant for people
+    {"formatting", "atomic", "reading"},       # foundations: numbers for people; writing and reading files
     {"spec", "results_table"},                 # what a run is; what the table is
     {"store", "models", "data"},               # where results live; architectures; tokens
     {"runs"},                                  # the run layer: graph, timeline, costs, materialise, outcome

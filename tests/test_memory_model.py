@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 
@@ -25,7 +24,7 @@ from scaling.runs.costs import Device, Layout, choose_layout, costs, memory, par
 from scaling.runs.vocabulary import vocabulary_rows
 from scaling.spec import DataSpec, EngineSpec, ModelSpec, RunSpec, TrainSpec
 from scaling.sweep import load_sweep
-from tests.helpers import PYTHON, REPO, link_cache
+from tests.helpers import PYTHON, REPO, link_cache, rendezvous
 
 GPU80 = Device(True, 80 * 2**30)
 
@@ -203,12 +202,6 @@ def peak_probe(store_root: str, config: str, strategy: str) -> None:
     print(json.dumps({"measured": max(peaks), "steps": peaks, "model": trainer.costs.memory.total, "strategy": trainer.layout.strategy}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("config", CONFIGS)
@@ -226,12 +219,12 @@ def test_the_memory_model_is_within_15_percent_of_measured_peaks(tmp_path, confi
     code = f"from tests.test_memory_model import peak_probe; peak_probe({str(tmp_path / 'store')!r}, {config!r}, {{s!r}})"
     results = {}
     for strategy, n in (("ddp", 1), ("ddp", 2), ("zero1", 2), ("fsdp", 2)):
-        port = _free_port()
-        procs = [subprocess.Popen([PYTHON, "-c", code.format(s=strategy)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE=str(n), LOCAL_RANK=str(r),
-                                                     MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-                 for r in range(n)]
-        outs = [p.communicate(timeout=400) for p in procs]
+        with rendezvous(n) as env:
+            procs = [subprocess.Popen([PYTHON, "-c", code.format(s=strategy)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE=str(n),
+                                                         LOCAL_RANK=str(r), **env))
+                     for r in range(n)]
+            outs = [p.communicate(timeout=400) for p in procs]
         assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
         results[(strategy, n)] = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
     print(json.dumps({f"{s} x{n}": r for (s, n), r in results.items()}), file=sys.stderr)

@@ -147,5 +147,19 @@ def test_run_ids_are_stable_across_later_fields():
     assert branched.run_id == "dce95c0f4781"
     assert RunSpec(data=DataSpec(val_exclude=("espeak",))).run_id != RunSpec().run_id
     assert RunSpec(data=DataSpec(resample_interleave=False)).run_id != RunSpec().run_id
+    assert RunSpec(data=DataSpec(resample_interleave=False, val_exclude=("espeak",))).run_id == "7313eb7fc6ac", "as before data.mix_tokens"
+    shares = RunSpec(data=DataSpec(mix_tokens=(("speech", 0.3), ("text", 0.7))))
+    assert shares.run_id != RunSpec().run_id and shares.validate()
     with pytest.raises(UserError, match="data.val_exclude"):
         RunSpec(data=DataSpec(val_exclude=("espeak", "espeak"))).validate()
+    with pytest.raises(UserError, match="data.mix_tokens"):
+        RunSpec(data=DataSpec(mix_tokens=(("speech", 0.3), ("text", 0.6)))).validate()
+
+
+def test_mix_tokens_from_a_sweep_mapping():
+    from scaling.spec import DataSpec, from_dict
+
+    data = from_dict(DataSpec, {"mix_tokens": {"text": 0.3, "speech": "0.7"}}, "data")
+    assert data.mix_tokens == (("speech", 0.7), ("text", 0.3))
+    with pytest.raises(UserError, match="data.mix_tokens.text"):
+        from_dict(DataSpec, {"mix_tokens": {"text": "lots"}}, "data")

@@ -6,7 +6,6 @@ import math
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -56,41 +55,56 @@ def test_run_stops_exactly_at_budget_and_collects(tmp_path, cache):
     assert len(df) == 4 and df["final"].sum() == 1 and set(df["status"]) == {"done"}
 
 
-def _train(store, run_id, *extra):
+def _train(store, run_id, *extra, fault: str = ""):
+    """``python -m scaling.train.entry`` on one run; ``fault``: a $SCALING_FAULT (scaling.train.faults)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", SCALING_FAULT=fault)
     return subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(store), run_id, "--threads", "1", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
 
 
-def test_kill_9_mid_training_resumes_to_the_same_result(tmp_path, cache):
-    tokens = 8 * 32 * 160
-    results = {}
-    for name in ("killed", "straight"):
-        store = _store(tmp_path, cache, name)
-        sweep = load_sweep(write_sweep(tmp_path / f"{name}.yaml", store, sizes=("50k",), tokens=(tokens,)))
-        spec = sweep.runs[0]
-        s = Store(store)
-        s.register(spec)
-        run = s.run(spec.run_id)
-        if name == "killed":
-            proc = _train(store, spec.run_id)
-            deadline = time.time() + 300
-            while not (run.checkpoint_dir / "latest.pt").exists() and time.time() < deadline and proc.poll() is None:
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            assert run.status()["state"] == "running", "the run finished before it could be killed"
-            assert len(run.metrics()) < Timeline.of(spec).n_steps // 10
-        proc = _train(store, spec.run_id)
-        output = proc.communicate(timeout=600)[0]
-        assert proc.returncode == 0, output
-        results[name] = run
-    killed, straight = results["killed"], results["straight"]
-    assert killed.status()["attempts"] == 2 and killed.status()["resumed_from_step"] > 0
-    steps = [r["step"] for r in killed.metrics()]
-    assert steps == sorted(set(steps)) == [r["step"] for r in straight.metrics()]
-    assert [r["loss_train"] for r in killed.metrics()] == [r["loss_train"] for r in straight.metrics()]
-    assert [r["loss_val"] for r in killed.evals()] == [r["loss_val"] for r in straight.evals()]  # bit-identical
+KILL_TOKENS = 8 * 32 * 160  # 160 steps, 4 evaluation points (each one a checkpoint)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, cache):
+    """One run of KILL_TOKENS trained without interruption: what every killed run must end as."""
+    root = tmp_path_factory.mktemp("straight")
+    store = _store(root, cache)
+    spec = load_sweep(write_sweep(root / "s.yaml", store, sizes=("50k",), tokens=(KILL_TOKENS,))).runs[0]
+    Store(store).register(spec)
+    proc = _train(store, spec.run_id)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output
+    return spec, Store(store).run(spec.run_id)
+
+
+@pytest.mark.parametrize("fault", ["step", "checkpoint"])
+def test_kill_9_mid_training_resumes_to_the_same_result(tmp_path, cache, straight, fault):
+    """kill -9 at a chosen point (deterministic fault injection, no race against training): after
+    the step 3 steps past the first checkpoint, or inside the second checkpoint's write (its
+    temporary file half done). The next start removes the dead writer's temporary file, resumes
+    from the first checkpoint, and ends bit-identical to the uninterrupted run."""
+    spec, done = straight
+    store = _store(tmp_path, cache)
+    run = Store(store).register(spec)
+    first = Timeline.of(spec).eval_steps[0]
+    proc = _train(store, spec.run_id, "--checkpoint-every", "1000d",  # checkpoints at evaluation points only
+                  fault=f"kill:step:{first + 3}" if fault == "step" else "kill:checkpoint:2")
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == -signal.SIGKILL, output
+    assert run.status()["state"] == "running"
+    assert [r["step"] for r in run.evals()][-1] == (first if fault == "step" else 2 * first)
+    leftovers = list(run.checkpoint_dir.glob(".latest.pt.*.tmp"))
+    assert len(leftovers) == (fault == "checkpoint")
+    proc = _train(store, spec.run_id)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output
+    assert not any(p.exists() for p in leftovers) and ("temporary file(s) of a writer that died" in output) == bool(leftovers)
+    assert run.status()["attempts"] == 2 and run.status()["resumed_from_step"] == first
+    steps = [r["step"] for r in run.metrics()]
+    assert steps == sorted(set(steps)) == [r["step"] for r in done.metrics()]
+    assert [r["loss_train"] for r in run.metrics()] == [r["loss_train"] for r in done.metrics()]
+    assert [r["loss_val"] for r in run.evals()] == [r["loss_val"] for r in done.evals()]  # bit-identical
 
 
 def test_two_concurrent_launches_never_train_a_run_twice(tmp_path, cache):

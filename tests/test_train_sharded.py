@@ -5,14 +5,15 @@ checkpoint's index is refused without running; the chunked loss equals the full 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import time
+from typing import Iterator
 
 import pytest
 import torch
@@ -27,7 +28,7 @@ from scaling.train.entry import train_run
 from scaling.train.loop import Trainer
 from scaling.train.loss import TokenLoss
 from scaling.train.sharded import METADATA, read_metadata
-from tests.helpers import PYTHON, REPO, link_cache
+from tests.helpers import PYTHON, REPO, link_cache, rendezvous
 
 PER_STEP = 8 * 32  # tokens per step of the specs below (batch 8, context 32)
 
@@ -57,20 +58,23 @@ def _store(tmp_path, cache, name) -> Store:
     return Store(tmp_path / name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ranks(store: Store, spec: RunSpec, *flags: str, n: int = 2) -> list[subprocess.Popen]:
-    """``n`` training processes of ``spec`` in ``store`` joined by gloo (one thread each)."""
-    port = _free_port()
-    return [subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(store.root), spec.run_id, "--threads", "1", *flags],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-                             env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE=str(n),
-                                      LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
-            for r in range(n)]
+@contextlib.contextmanager
+def _ranks(store: Store, spec: RunSpec, *flags: str, n: int = 2) -> Iterator[list[subprocess.Popen]]:
+    """``n`` training processes of ``spec`` in ``store`` joined by gloo (one thread each), through a
+    rendezvous this process serves; any still running at the end are killed."""
+    with rendezvous(n) as env:
+        procs = [subprocess.Popen([PYTHON, "-m", "scaling.train.entry", str(store.root), spec.run_id, "--threads", "1", *flags],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+                                  env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", RANK=str(r), WORLD_SIZE=str(n),
+                                           LOCAL_RANK=str(r), **env))
+                 for r in range(n)]
+        try:
+            yield procs
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.communicate()
 
 
 def _finish(procs: list[subprocess.Popen]) -> None:
@@ -118,7 +122,8 @@ def test_two_ranks_match_one_process(tmp_path, cache, strategy):
     for store in (single, multi):
         store.register(spec)
     assert train_run(single.root, spec.run_id, threads=1) == "done"
-    _finish(_ranks(multi, spec, "--strategy", strategy))
+    with _ranks(multi, spec, "--strategy", strategy) as procs:
+        _finish(procs)
     one, two = single.run(spec.run_id), multi.run(spec.run_id)
     assert two.status()["world_size"] == 2 and two.status()["state"] == "done" and two.status()["strategy"] == strategy
     assert [r["tokens"] for r in two.evals()] == [r["tokens"] for r in one.evals()]
@@ -146,19 +151,20 @@ def test_fsdp_killed_after_a_sharded_checkpoint_resumes_on_one_rank_and_on_two(t
         store.register(spec)
     assert train_run(single.root, spec.run_id, threads=1) == "done"
     run = sharded.run(spec.run_id)
-    procs = _ranks(sharded, spec, "--strategy", "fsdp", "--checkpoint-every", "1 steps")
-    deadline = time.time() + 300
-    while time.time() < deadline and all(p.poll() is None for p in procs) and not (run.checkpoint_dir / "latest.pt").exists():
-        time.sleep(0.01)
-    for p in procs:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    with _ranks(sharded, spec, "--strategy", "fsdp", "--checkpoint-every", "1 steps") as procs:
+        deadline = time.time() + 300
+        while time.time() < deadline and all(p.poll() is None for p in procs) and not (run.checkpoint_dir / "latest.pt").exists():
+            time.sleep(0.01)
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
     assert run.status()["state"] == "running", "the run finished before it could be killed"
     again = tmp_path / "again"
     shutil.copytree(sharded.root, again, symlinks=True)
     one_rank, two_ranks = Store(sharded.root), Store(again)
     assert train_run(one_rank.root, spec.run_id, threads=1) == "done"
-    _finish(_ranks(two_ranks, spec, "--strategy", "fsdp"))
+    with _ranks(two_ranks, spec, "--strategy", "fsdp") as procs:
+        _finish(procs)
     want = _losses(single.run(spec.run_id))
     for store in (one_rank, two_ranks):
         resumed = store.run(spec.run_id)
@@ -178,7 +184,8 @@ def _sharded_checkpoint(tmp_path, cache, spec) -> Store:
     """A store whose run of ``spec`` has a sharded checkpoint, written by two fsdp ranks (one step)."""
     store = _store(tmp_path, cache, "s")
     store.register(spec)
-    _finish(_ranks(store, spec, "--strategy", "fsdp"))
+    with _ranks(store, spec, "--strategy", "fsdp") as procs:
+        _finish(procs)
     return store
 
 

@@ -13,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.atomic import check_writable
     from scaling.collect import collect
     from scaling.errors import UserError
     from scaling.store import Store
@@ -20,7 +21,10 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.store)
     if not (store.root / "runs").is_dir():
         raise UserError(f"store {args.store!r} has no runs/ directory; expected a store written by `scaling launch`")
-    df, paths = collect(store, Path(args.out) if args.out else None, args.sweep)
+    out = Path(args.out) if args.out else store.root / "results"
+    for suffix in (".csv", ".parquet"):
+        check_writable(out.with_suffix(suffix), "--out" if args.out else "the results table")
+    df, paths = collect(store, out, args.sweep)
     runs = df["run_id"].nunique() if not df.empty else 0
     print(f"collected {len(df)} rows from {runs} runs → {', '.join(str(p) for p in paths)}")
     return 0

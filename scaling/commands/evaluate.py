@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="score with at most this many tokens of left context, longer sequences in sliding windows "
                         "(default: a run's training context, a model directory's max_position_embeddings)")
     p.add_argument("--out", default=None, help="write the accuracies as JSON to this file and the per-pair scores beside it (.pairs.csv)")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="let a model directory load pickled weights (pytorch_model.bin), whose loading can run code: only "
+                        "for files from authors you trust (default: safetensors only; checkpoints never load pickled objects)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -50,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from scaling.atomic import check_writable
     from scaling.errors import UserError, unknown_choice
     from scaling.evaluation.loading import load_target, resolve_target
     from scaling.evaluation.offline import OFFLINE_SETS
@@ -60,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--pairs = {args.pairs}: expected a positive number of pairs")
     if args.context is not None and args.context < 1:
         raise UserError(f"--context = {args.context}: expected a positive number of tokens")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads = {args.threads}: expected a positive number of torch threads")
+    if args.out:
+        check_writable(args.out, "--out")
+        check_writable(Path(args.out).with_suffix(".pairs.csv"), "--out (its per-pair scores)")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
-    target = load_target(ref, corpus=args.corpus, device=device, context=args.context)
+    target = load_target(ref, corpus=args.corpus, device=device, context=args.context, trust_pickles=args.trust_pickles)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None

@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.atomic import check_writable
     from scaling.errors import UserError
     from scaling.figures.registry import Context
     from scaling.figures.render import entries, render
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"table {source!r} has no column {args.compute!r} (--compute); columns: "
                         + ", ".join(map(str, raw.columns[:15])) + (", …" if len(raw.columns) > 15 else ""))
     table = prepare(raw, columns, source=source)
-    out = Path(args.out) if args.out else Path(args.table).resolve().parent / "figures"
+    out = check_writable(Path(args.out) if args.out else Path(args.table).resolve().parent / "figures", "--out", directory=True)
     palette = Palette(variants=set(table["variant"]),
                       families=set(table["model_family"].astype(str)) if "model_family" in table.columns else ())
     ctx = Context(table=table, columns=columns, style=STYLES[args.style], palette=palette, published=args.published,

@@ -10,12 +10,12 @@ value a flag takes is checked there, so that a bad one is one line and exit stat
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
-from scaling.atomic import atomic_write_json
+from scaling.atomic import atomic_write_json, check_writable
 from scaling.errors import UserError
+from scaling.reading import read_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     from scaling.fit.starts import parse_grids, parse_starts
     from scaling.fit.table import apply_where, load_table
 
+    _check_flags(args)
+    if args.json:
+        check_writable(args.json, "--json")
     binds = _pairs(args.bind, "--bind", str)
     law = get_law(args.law, tuple(binds))
     tail = _number(args.holdout_tail, "--holdout-tail")
@@ -194,6 +197,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("nothing written (pass --json OUT to save the fit with its provenance)")
     return 0
+
+
+def _check_flags(args) -> None:
+    """The numeric flags whose range is known before anything is read: one line naming a bad one."""
+    for c in args.target_c or []:
+        if not 0 < c < math.inf:
+            raise UserError(f"--target-c {c!r}: expected a positive finite compute budget in FLOPs")
+    if args.bootstrap < 0:
+        raise UserError(f"--bootstrap {args.bootstrap}: expected 0 or a positive number of resamples")
+    if not 0 < args.level < 1:
+        raise UserError(f"--level {args.level!r}: expected a coverage between 0 and 1, e.g. 0.95")
+    for flag, value in (("--delta", args.delta), ("--budget-rtol", args.budget_rtol)):
+        if not 0 < value < math.inf:
+            raise UserError(f"{flag} {value!r}: expected a positive finite number")
+    if args.holdout_above is not None and not 0 < args.holdout_above < math.inf:
+        raise UserError(f"--holdout-above {args.holdout_above!r}: expected a positive finite compute in FLOPs")
 
 
 def _pairs(items, flag, cast):
@@ -271,10 +290,11 @@ def _load_fit(path, flag):
 
     if not Path(path).is_file():
         raise UserError(f"{flag} {path!r}: no such file; expected a fit JSON written by scaling fit --json")
+    data = read_json(path, f"{flag} fit", dict)
     try:
-        return FitResult.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{flag} {path}: not JSON ({exc.msg})") from None
+        return FitResult.from_json(data)
+    except UserError as exc:
+        raise UserError(f"{flag} {str(path)!r}: {exc}") from None
 
 
 def _compared_fits(names) -> dict:

@@ -8,10 +8,12 @@ waits for them; the SLURM executor (:mod:`scaling.launch.slurm`) submits job arr
 from __future__ import annotations
 
 import argparse
+import os
 
 from scaling.commands.common import add_sweep_arguments, open_sweep
 from scaling.errors import UserError
 from scaling.launch.executors import CHOICES
+from scaling.reading import TRUST_PICKLES_ENV
 
 SLURM_FLAGS = ("partition", "account", "qos", "constraint", "gpus_per_run", "tasks_per_run", "cpus_per_task", "mem_per_task",
                "time", "array_parallelism", "max_attempts")
@@ -36,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--array-parallelism", type=int, default=None, help="at most this many tasks of one array run at once (%%k; default 16)")
     g.add_argument("--max-attempts", type=int, default=None, help="submissions per run before relaunch gives up on it (default 3)")
     g.add_argument("--sbatch", action="append", default=None, metavar="KEY=VALUE", help="extra sbatch option, repeatable, e.g. --sbatch exclude=node3")
+    p.add_argument("--trust-pickles", action="store_true",
+                   help="let init_from model directories load pickled weights (pytorch_model.bin), whose loading can run "
+                        "code: only for files from authors you trust (default: safetensors only)")
     p.add_argument("--dry-run", action="store_true", help="train or submit nothing: say what would start (SLURM: check every "
                    "request with SLURM and print the arrays)")
 
@@ -45,13 +50,16 @@ def run(args: argparse.Namespace) -> int:
     from scaling.runs.graph import with_dependencies
     from scaling.runs.outcome import Outcome
 
+    if args.trust_pickles:
+        os.environ[TRUST_PICKLES_ENV] = "1"  # the trainers this launch starts inherit it
     sweep, store = open_sweep(args)
     store.ensure_writable()
     name = resolve(args.executor or sweep.config.get("executor", "local"))
     executor = open_executor(name, store, executor_options(name, args, sweep.config), dry_run=args.dry_run,
                              sweep=sweep.name, source=sweep.source, mirrors=sweep.mirrors, engine=sweep.engine,
                              say=lambda line: print(line, flush=True))
-    store.record_sweep(sweep.name, [r.run_id for r in sweep.runs], sweep.source)
+    if not args.dry_run:
+        store.record_sweep(sweep.name, [r.run_id for r in sweep.runs], sweep.source)
     handles = executor.submit(with_dependencies(list(sweep.runs)))
     return 1 if any(h.action == Outcome.FAILED for h in handles) else 0
 
@@ -59,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
 def executor_options(name: str, args: argparse.Namespace, config: dict) -> dict:
     """The settings of executor ``name`` from the sweep file and the command line (flags win)."""
     if name == "local":
-        return {"max_parallel": args.max_parallel or config.get("max_parallel"), "threads": args.threads}
+        return {"max_parallel": args.max_parallel if args.max_parallel is not None else config.get("max_parallel"),
+                "threads": args.threads}
     extra = {}
     for item in args.sbatch or []:
         key, sep, value = item.partition("=")

@@ -57,9 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from scaling.errors import UserError
     from scaling.runs.costs import Device, costs, param_counts, usable_bytes
     from scaling.runs.graph import with_dependencies
 
+    if not 0 < args.mfu <= 1:
+        raise UserError(f"--mfu {args.mfu!r}: expected a fraction of the peak in (0, 1], e.g. 0.3")
     sweep, store = open_sweep(args)
     engine = sweep.engine
     rate, source = measured_flops_per_second(store)

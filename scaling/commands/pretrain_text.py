@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.atomic import check_writable
     from scaling.errors import UserError
     from scaling.launch.executors import open_executor
     from scaling.runs.outcome import Outcome
@@ -36,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
                    data=DataSpec(mode="text", corpus=args.corpus, context=args.context),
                    train=TrainSpec(tokens=int(parse_count(args.tokens, "--tokens"))), seed=args.seed,
                    sweep="pretrain-text").validate()
+    out = check_writable(args.out, "--out", directory=True)
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise UserError(f"--out {str(out)!r} is a directory that holds something other than a model; expected a new directory, "
+                        "or a text LM written here before (it is replaced)")
     store = Store(args.store)
     store.ensure_writable()
     executor = open_executor("local", store, {"max_parallel": 1}, sweep="pretrain-text", say=lambda line: print(line, flush=True))
@@ -43,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
     run = store.run(spec.run_id)
     if run.status().get("state") != "done":
         raise UserError(f"text-LM run {spec.run_id} did not finish ({run.status().get('error') or run.status().get('state')}); see {run.log_file}")
-    out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(run.path / "model", out)

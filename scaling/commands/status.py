@@ -25,9 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.errors import UserError
     from scaling.launch.executors import open_executor, recorded_executor
     from scaling.runs.graph import with_dependencies
 
+    if args.watch is not None and not 0 < args.watch < float("inf"):
+        raise UserError(f"--watch {args.watch!r}: expected a positive number of seconds between refreshes")
     sweep, store = open_sweep(args)
     specs = with_dependencies(list(sweep.runs))
     executor = open_executor(recorded_executor(store), store, sweep=sweep.name, source=sweep.source)

@@ -1,8 +1,8 @@
-"""Speech-text data: corpus, units, interleaving, vocabularies, streams, packing.
+"""Speech-text data: sources, units, interleaving, vocabularies, token shards, mixing, reading.
 
 Entry point for training: :func:`prepare_data` (in :mod:`scaling.data.prepared`) turns a run's
 ``DataSpec`` into a :class:`PreparedData`: a vocabulary directory plus deterministic training and
-validation windows. Every token carries a modality code (below); the trainer computes labels as
+validation windows read from memory-mapped token shards (prepared once by :mod:`scaling.data.build`). Every token carries a modality code (below); the trainer computes labels as
 ``ids[1:]`` and masks ``PAD`` targets (and ``MARKER`` targets when ``marker_loss`` is false).
 
 This package imports no torch or transformers at import time.

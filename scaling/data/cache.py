@@ -41,6 +41,8 @@ def cached_dir(cache_root: Path, kind: str, recipe: dict[str, Any], build: Calla
 
     ``build`` fills an empty directory; it is renamed into place only when ``build`` returns, and
     ``recipe.json`` is written beside its files so a person can see what a cache entry is.
+    Temporary directories a killed build of the same key left behind are removed first (under
+    the lock, so no live build owns them).
     """
     target = Path(cache_root) / kind / content_key(recipe)
     if target.is_dir():
@@ -49,6 +51,9 @@ def cached_dir(cache_root: Path, kind: str, recipe: dict[str, Any], build: Calla
     with _locked(target.parent / f".{target.name}.lock"):
         if target.is_dir():
             return target
+        for stale in target.parent.glob(f".{target.name}.*"):  # left by a killed build of this key
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             build(tmp)

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from scaling.data.sources import SourceConfig, parse_sources, validate_sources
 from scaling.errors import UserError, unknown_choice
+from scaling.reading import read_text
 
 EXTRACTORS = ("logmel", "hubert")
 
@@ -29,9 +31,12 @@ class UnitConfig:
     extractor: ``logmel`` (offline: 80-bin log-mel at 16 kHz, 4 frames stacked to 25 Hz, k-means
     fitted on the corpus' training split) or ``hubert`` (transformers ``HubertModel`` from local
     weights ``hubert_model``, hidden layer ``hubert_layer``, k-means codebook ``codebook``: a
-    ``.npy`` of shape [k, dim], or fitted on the corpus when empty).
+    ``.npy`` of centroids [k, dim], a ``.npz`` saved by the toolkit, or a scikit-learn / joblib
+    k-means file as published HuBERT tokenizers ship it, which is only loaded with
+    ``trust_codebook_pickle: true`` because unpickling runs code; fitted on the corpus when empty).
     k: codebook size. kmeans_frames: frames sampled from training utterances to fit k-means.
-    seed: seeds the k-means fit and the frame sample.
+    seed: seeds the k-means fit and the frame sample. batch_seconds: audio per HuBERT forward pass
+    (utterances are batched up to this many seconds, padded, on a GPU when there is one).
     """
 
     extractor: str = "logmel"
@@ -41,6 +46,8 @@ class UnitConfig:
     hubert_model: str = ""
     hubert_layer: int = 11
     codebook: str = ""
+    trust_codebook_pickle: bool = False
+    batch_seconds: float = 200.0
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,18 @@ class CorpusConfig:
     max_sentences: keep the first N sentences (0 = all). voices: espeak-ng voices used in
     training (``language`` or ``language+variant``, e.g. ``en-us+m3``); heldout_voices: voices
     only in the test split. voices_per_sentence: training voices per train/val sentence.
-    rate: speaking rate in words per minute. workers: synthesis processes (0 = one per CPU).
+    rate: speaking rate in words per minute. workers: build processes (0 = one per CPU).
+
+    sources: the corpora to prepare (see :mod:`scaling.data.sources`); empty means what it always
+    meant: the ``sentences`` spoken by espeak-ng (source ``espeak``, synthetic) and written (source
+    ``wordnet``, the text stream). The fields above then describe the espeak source, and
+    ``sentences`` is also what offline benchmarks are built from. tokenizer: local Hugging Face
+    tokenizer that ``scaling data build`` tokenises text with ("" = the toolkit's default BPE; a
+    run whose text LM has another tokenizer prepares its own tokens on first use). seed: seeds the
+    offline choices (which words of an interleaved sample are spoken). version: free text hashed
+    into the prepared corpus' name: corpora are named by their config, so bump it after changing
+    files under a source's path. In a config with ``sources``, relative paths (sources, units,
+    tokenizer, sentences) are taken from the config file's directory.
     """
 
     name: str = "default"
@@ -63,6 +81,10 @@ class CorpusConfig:
     rate: int = 175
     workers: int = 0
     units: UnitConfig = field(default_factory=UnitConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    tokenizer: str = ""
+    seed: int = 0
+    version: str = ""
 
 
 PRESETS: dict[str, CorpusConfig] = {
@@ -84,13 +106,26 @@ def resolve_corpus(name_or_path: str) -> CorpusConfig:
     from scaling.spec import from_dict
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path, "corpus config")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"corpus config {str(path)!r}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+    sources = data.pop("sources", None) if isinstance(data, dict) else None
     config = from_dict(CorpusConfig, data, "corpus")
+    if sources is not None:
+        config = _relative_to(replace(config, sources=parse_sources(sources, path.parent)), path.parent)
     if "name" not in data:
         config = replace(config, name=path.stem)
     return validate(config)
+
+
+def _relative_to(config: CorpusConfig, base: Path) -> CorpusConfig:
+    """A config with ``sources`` names every path relative to its own file's directory."""
+    def resolve(value: str) -> str:
+        return str(base / value) if value and not Path(value).expanduser().is_absolute() else value
+
+    units = replace(config.units, hubert_model=resolve(config.units.hubert_model), codebook=resolve(config.units.codebook))
+    return replace(config, units=units, tokenizer=resolve(config.tokenizer), sentences=resolve(config.sentences))
 
 
 def validate(config: CorpusConfig) -> CorpusConfig:
@@ -102,6 +137,9 @@ def validate(config: CorpusConfig) -> CorpusConfig:
         raise UserError(f"corpus.units.k = {u.k}: expected a codebook size between 2 and 65536")
     if u.extractor == "hubert" and not u.hubert_model:
         raise UserError("corpus.units.hubert_model is empty: the hubert extractor needs a local HubertModel directory")
+    if config.sources:
+
+        validate_sources(config)
     if not config.voices:
         raise UserError("corpus.voices is empty: expected at least one espeak-ng training voice")
     if set(config.voices) & set(config.heldout_voices):
@@ -142,5 +180,11 @@ def corpus_recipe(config: CorpusConfig, sentences: list[str]) -> dict:
     recipe = asdict(config)
     recipe.pop("name")
     recipe.pop("workers")
+    for key in ("sources", "tokenizer", "seed", "version"):  # fields added later: hashed only when set
+        if recipe[key] == asdict(CorpusConfig())[key]:
+            recipe.pop(key)
+    for key in ("trust_codebook_pickle", "batch_seconds"):
+        if recipe["units"][key] == asdict(UnitConfig())[key]:
+            recipe["units"].pop(key)
     recipe["sentences"] = hashlib.sha256("\n".join(sentences).encode()).hexdigest()
     return recipe

@@ -30,7 +30,7 @@ from scaling.data.cache import cached_dir, cached_path, content_key
 from scaling.data.config import CorpusConfig, corpus_recipe, corpus_sentences, validate
 from scaling.data.espeak import SAMPLE_RATE as SYNTH_RATE
 from scaling.data.espeak import SilentAudio, align_groups, set_voice, speak, synthesis_fingerprint
-from scaling.data.records import Corpus, UtteranceRecord, write_corpus
+from scaling.data.records import UtteranceRecord, write_corpus
 from scaling.data.features import SAMPLE_RATE as FEATURE_RATE, resample
 from scaling.data.units import Codebook, dedup, fit_codebook, make_extractor
 from scaling.data.wordnet import split_of
@@ -185,7 +185,7 @@ def _codebook_recipe(config: CorpusConfig, plan: list[PlannedUtterance], source:
 def _codebook(config: CorpusConfig, plan: list[PlannedUtterance], recipe: dict, cache_root: Path, pool: "_Workers", progress: bool) -> Path:
     u = config.units
     if u.codebook:
-        codebook = Codebook.load(Path(u.codebook))
+        codebook = Codebook.load(Path(u.codebook), u.trust_codebook_pickle)
         if codebook.k != u.k:
             raise UserError(f"corpus.units.codebook {u.codebook!r} has {codebook.k} centroids; expected corpus.units.k = {u.k}")
         return cached_dir(cache_root, "codebook", recipe, lambda d: codebook.save(d / "codebook.npz"))
@@ -323,8 +323,3 @@ class _Workers:
 def _say(progress: bool, line: str) -> None:
     if progress:
         print(line, file=sys.stderr, flush=True)
-
-
-def open_corpus(config: CorpusConfig, cache_root: Path, progress: bool = True) -> Corpus:
-    """Build (or find) ``config`` in the cache and open it."""
-    return Corpus(build_corpus(config, cache_root, progress))

@@ -1,44 +1,53 @@
-"""``prepare_data``: a run's DataSpec → vocabulary + deterministic training and validation windows.
+"""``prepare_data``: a run's DataSpec → vocabulary + windows read from memory-mapped token shards.
 
-Training data order is a function of (seed, global window index) only. Epoch ``e`` is a stream of
-documents drawn by :func:`scaling.data.streams.mixture` with (seed, e), packed and cut into
-exactly :meth:`PreparedData.n_train_windows` windows of ``context + 1`` tokens (see
-:mod:`scaling.data.packing`). The number of windows per epoch is fixed by epoch 0: the windows that
-one pass of ``draws`` documents fills, where ``draws`` is the size of the largest stream drawn
-from (training sentences in text mode, training utterances otherwise). In interleaved mode each
-draw picks the text, interleaved or speech stream with probabilities ``data.mix``. Later epochs
-draw documents until they fill the same number of windows. Validation windows come from the ``val`` split with a fixed
-seed, so every run of a sweep is validated on the same tokens.
+The corpus is prepared once per (corpus config, vocabulary) into token shards
+(:mod:`scaling.data.build`; ``scaling data build`` does it ahead of time, otherwise the first run
+that needs it does). A run opens the prepared set's manifest and reads window ``i`` as a pure
+function of (prepared shards, seed, i) (:mod:`scaling.data.reader`): nothing is packed in memory,
+so RSS and start-up do not grow with the corpus, and resuming at a window index is exact.
 
-Everything expensive (tokenizers, the built corpus) is cached under ``cache_root`` by content hash.
+Streams by mode: ``text`` reads the text stream, ``speech`` the speech stream (unit-only
+vocabulary), ``interleaved`` all three. The mix is ``data.mix_tokens`` (token shares) or, without
+it, ``data.mix`` (stream probabilities turned into the token shares they give); see
+:mod:`scaling.data.mixing`. Validation windows come from the ``val`` split, in order, blended by
+the same shares, so every run of a sweep is validated on the same tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from scaling.data import PAD
+from scaling.data.build import effective_sources, find_prepared, jobs_of, prepare, prepare_jobs, source_streams
 from scaling.data.cache import cached_dir
-from scaling.data.config import CorpusConfig, corpus_sentences, resolve_corpus
-from scaling.data.corpus import SpeechPipeline, open_corpus
+from scaling.data.config import CorpusConfig, resolve_corpus
+from scaling.data.corpus import SpeechPipeline
 from scaling.data.interleave import RULES
-from scaling.data.packing import Document, concat, pack_stream, windows_of
-from scaling.data.records import Corpus
-from scaling.data.streams import AlignedUtterance, InterleavedStream, Stream, mixture, speech_stream, text_stream
+from scaling.data.mixing import PoolInfo, resolve_shares
+from scaling.data.reader import TokenPool, TrainWindows, ValWindows, pool_key, read_manifest
 from scaling.data.units import Codebook
 from scaling.data.vocab import DEFAULT_TEXT_VOCAB, Vocabulary, build_vocabulary, train_text_tokenizer
 from scaling.data.wordnet import load_sentences, split_of
 from scaling.errors import UserError, unknown_choice
 
-#: seed of the validation mixture (fixed so every run validates on the same tokens)
-VAL_SEED = 1234
-#: source names: the text stream's sentences
-TEXT_SOURCE = "wordnet"
+#: the streams each mode reads
+MODE_STREAMS = {"text": ("text",), "interleaved": ("text", "interleaved", "speech"), "speech": ("speech",)}
 _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx"}
+
+
+def _pools(manifest: dict, cache_root: Path, stream: str, split: str) -> dict[str, TokenPool]:
+    """{source name: pool} of one stream and split of a prepared set."""
+    names = [s["name"] for s in manifest["sources"]]
+    parts: dict[str, list] = {}
+    for shard in manifest["shards"]:
+        entry = shard["streams"].get(stream)
+        if entry is not None:
+            parts.setdefault(names[shard["source"]], []).append(
+                (cache_root / shard["dir"], stream, entry[split]["start"], entry[split]["end"]))
+    return {name: TokenPool(p) for name, p in parts.items()}
 
 
 class PreparedData:
@@ -47,14 +56,14 @@ class PreparedData:
     Attributes: ``tokenizer_dir`` (local HF tokenizer directory), ``vocab_size`` (embedding rows),
     ``n_text_vocab`` (rows of the base text vocabulary; 0 for speech mode), ``n_added_vocab`` (unit,
     marker and added special rows), ``pad_id``, ``context`` (tokens read per window), ``mode``,
-    ``corpus`` (the opened speech corpus, None in text mode), ``voices`` / ``heldout_voices``.
+    ``manifest`` (the prepared set), ``corpus`` (the speech corpus evaluation speaks with; None in
+    text mode), ``voices`` / ``heldout_voices``.
     """
 
-    def __init__(self, data_spec, vocab: Vocabulary, seed: int, corpus_config: CorpusConfig,
-                 sentences: dict[str, list[str]], corpus: Corpus | None, resample_interleave: bool = True,
-                 cache_root: Path | None = None):
+    def __init__(self, data_spec, vocab: Vocabulary, seed: int, corpus_config: CorpusConfig, prepared_dir: Path,
+                 cache_root: Path, resample_interleave: bool = True, progress: bool = True):
         self.spec = data_spec
-        self.cache_root = cache_root
+        self.cache_root = Path(cache_root)
         self.mode = data_spec.mode
         self.vocab = vocab
         lay = vocab.layout
@@ -65,156 +74,154 @@ class PreparedData:
         self.pad_id = lay.pad_id
         self.context = int(data_spec.context)
         self.seed = int(seed)
-        self.probs = {"text": (1.0, 0.0, 0.0), "speech": (0.0, 0.0, 1.0)}.get(self.mode, tuple(data_spec.mix))
         self.corpus_config = corpus_config
-        self.corpus = corpus
         self.voices = tuple(corpus_config.voices)
         self.heldout_voices = tuple(corpus_config.heldout_voices)
         self.resample_interleave = resample_interleave
-        self._sentences = sentences
-        self._word_tokens: dict[int, list[list[int]]] = {}
-        self._train = self._streams("train", (), self.seed)
-        self._epochs: OrderedDict[int, Document] = OrderedDict()
-        self._val: dict[tuple[str, ...], Document] = {}
-        self._n_windows = self._count_windows()
+        self.progress = progress
+        self.prepared_dir = Path(prepared_dir)
+        self.manifest = read_manifest(self.prepared_dir)
+        self.source_names = [s["name"] for s in self.manifest["sources"]]
+        self._corpus = None
+        self._draws: dict[int, dict[str, TokenPool]] = {}
+        self._draw_jobs = None
+        self.train_pools = self._pool_infos("train", ())
+        shares = self._shares(self.train_pools)
+        self._train_shares = shares
+        opened = {(p.source, p.stream): pool for p, pool in self._open(self.train_pools, "train")}
+        getters = [self._getter(p, opened[(p.source, p.stream)]) for p in self.train_pools]
+        windows = [max(1, (p.tokens - 1) // self.context) for p in self.train_pools]
+        keys = [pool_key(p.source, p.stream) for p in self.train_pools]
+        self._train = TrainWindows(getters, windows, keys, shares, self.seed, self.context)
+        self._val: dict[tuple[str, ...], ValWindows] = {}
 
-    def _streams(self, split: str, exclude_sources: tuple[str, ...], seed: int) -> list[Stream]:
-        """[text, interleaved, speech] streams of ``split`` (empty where the mode has none)."""
-        lay = self.vocab.layout
-        use_text = self.mode != "speech" and TEXT_SOURCE not in exclude_sources
-        sentences = self._sentences[split] if use_text else []
-        text = text_stream(self._encode(sentences) if sentences else [], lay.eos_id)
-        records = self.corpus.select(split, exclude_sources=exclude_sources) if self.corpus is not None else []
-        speech = speech_stream([self._unit_tokens(r) for r in records], lay.eos_id)
-        aligned = [r for r in records if r.groups is not None] if self.mode == "interleaved" else []
-        inter = InterleavedStream([self._aligned(r) for r in aligned], self.spec.interleave, self.spec.span_lambda,
-                                  self.spec.speech_ratio, lay.speech_marker, lay.text_marker, lay.eos_id, seed,
-                                  self.resample_interleave)
-        return [text, inter, speech]
+    # ------------------------------------------------------------------ pools and mix
+    def _pool_infos(self, split: str, exclude: tuple[str, ...]) -> list[PoolInfo]:
+        out = []
+        for source, streams in self.manifest["tokens"].items():
+            if source in exclude:
+                continue
+            for stream in MODE_STREAMS[self.mode]:
+                c = streams.get(stream, {}).get(split)
+                if c and c["tokens"] > 0:
+                    out.append(PoolInfo(source, stream, c["tokens"], c["documents"]))
+        return out
 
-    def _unit_tokens(self, record) -> np.ndarray:
-        return self.corpus.units(record) + self.vocab.layout.unit_offset
+    def _open(self, infos: list[PoolInfo], split: str) -> list[tuple[PoolInfo, TokenPool]]:
+        by_stream = {st: _pools(self.manifest, self.cache_root, st, split) for st in {p.stream for p in infos}}
+        return [(p, by_stream[p.stream][p.source]) for p in infos]
 
-    def _aligned(self, record) -> AlignedUtterance:
-        if record.sentence not in self._word_tokens:
-            self._encode_sentence_words()
-        pieces = self._word_tokens[record.sentence]
-        groups = record.groups
-        return AlignedUtterance(
-            group_tokens=[np.asarray(sum(pieces[a: b + 1], []), dtype=np.int64) for a, b, _, _ in groups],
-            group_start=np.array([g[2] for g in groups]), group_end=np.array([g[3] for g in groups]),
-            unit_tokens=self._unit_tokens(record), unit_start=self.corpus.unit_starts(record))
+    def _shares(self, infos: list[PoolInfo]) -> list[float]:
+        mix = dict(getattr(self.spec, "mix_tokens", ()) or ())
+        probs = tuple(self.spec.mix) if self.mode == "interleaved" else None
+        return resolve_shares(infos, mix, probs, self.source_names)
 
-    def _encode_sentence_words(self) -> None:
-        """Token pieces of every word of every corpus sentence, in one batched tokenizer call."""
-        by_sentence = {r.sentence: r.words for r in self.corpus.records if r.groups is not None}
-        keys = sorted(by_sentence)
-        prefix = self.vocab.layout.word_prefix
-        words = [list(by_sentence[k]) for k in keys]
-        flat = self._encode([w if i == 0 else prefix + w for ws in words for i, w in enumerate(ws)])
-        pos = 0
-        for key, ws in zip(keys, words):
-            self._word_tokens[key] = flat[pos: pos + len(ws)]
-            pos += len(ws)
+    def _getter(self, info: PoolInfo, fixed: TokenPool):
+        """Pool of an epoch: the prepared spans, or (resample_interleave) from the second epoch
+        of the pool on, that epoch's own draw."""
+        if info.stream != "interleaved" or not self.resample_interleave:
+            return lambda epoch: fixed
+        return lambda epoch: fixed if epoch == 0 else self._draw(epoch)[info.source]
 
-    def _encode(self, texts: list[str]) -> list[list[int]]:
-        """``vocab.encode_batch(texts)``, memoised on disk under the cache (tokenizing the corpus is
-        most of a run's data preparation, and every run of a sweep asks for the same tokens)."""
-        if self.cache_root is None:
-            return self.vocab.encode_batch(texts)
+    def _draw(self, epoch: int) -> dict[str, TokenPool]:
+        """Interleaved pools whose spans were drawn with (run seed, epoch), prepared on first use."""
+        if epoch not in self._draws:
+            if self._draw_jobs is None:
+                self._draw_jobs = jobs_of(self.corpus_config, self.cache_root, self.vocab.dir, ("interleaved",),
+                                          self.manifest["interleave"], progress=False)
+            interleave = {**self.manifest["interleave"], "seed": self.seed, "draw": int(epoch)}
+            directory = prepare_jobs([replace(j, interleave=interleave) for j in self._draw_jobs], progress=False, workers=1)
+            self._draws[epoch] = _pools(read_manifest(directory), self.cache_root, "interleaved", "train")
+            for old in [e for e in self._draws if e != epoch][:-1]:  # keep this epoch's and one other
+                del self._draws[old]
+        return self._draws[epoch]
 
-        def build(directory: Path) -> None:
-            ids = self.vocab.encode_batch(texts)
-            np.savez(directory / "tokens.npz", flat=np.fromiter((t for x in ids for t in x), dtype=np.int64),
-                     lengths=np.array([len(x) for x in ids], dtype=np.int64))
-
-        recipe = {"vocab": self.vocab.dir.name, "texts": hashlib.sha256("\n".join(texts).encode()).hexdigest()}
-        with np.load(cached_dir(self.cache_root, "tokens", recipe, build) / "tokens.npz") as data:
-            flat, ends = data["flat"].tolist(), np.cumsum(data["lengths"]).tolist()
-        return [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
-
-    def _draws(self, streams: list[Stream]) -> int:
-        """Documents in one pass: the size of the largest stream that is drawn from."""
-        return max(len(s) for s, p in zip(streams, self.probs) if p > 0)
-
-    def _count_windows(self) -> int:
-        draws = self._draws(self._train)
-        docs = mixture(self._train, self.probs, self.seed, 0)
-        total = sum(len(next(docs)[0]) for _ in range(draws))
-        return max(1, (total - 1) // self.context)
-
+    # ------------------------------------------------------------------ windows
     def n_train_windows(self, epoch: int = 0) -> int:
-        """Windows per epoch (the same for every epoch; see module doc)."""
-        return self._n_windows
-
-    def _epoch(self, epoch: int) -> Document:
-        if epoch not in self._epochs:
-            docs = mixture(self._train, self.probs, self.seed, epoch)
-            self._epochs[epoch] = pack_stream(docs, self._n_windows * self.context + 1)
-            while len(self._epochs) > 2:
-                self._epochs.popitem(last=False)
-        return self._epochs[epoch]
+        """Windows in one pass over every training pool that the mix draws from."""
+        return sum(w for w, s in zip(self._train.windows, self._train_shares) if s > 0)
 
     def train_window(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Global window ``index`` → (ids int64 [context+1], modality int8 [context+1]).
-        Epoch ``index // n_train_windows()``; a pure function of (seed, index)."""
+        """Global window ``index`` → (ids int64 [context+1], modality int8 [context+1]); a pure
+        function of (prepared shards, seed, index)."""
         if index < 0:
             raise ValueError(f"window index {index} < 0")
-        epoch, i = divmod(int(index), self._n_windows)
-        ids, mod = self._epoch(epoch)
-        lo = i * self.context
-        return ids[lo: lo + self.context + 1].copy(), mod[lo: lo + self.context + 1].copy()
+        ids = np.empty(self.context + 1, dtype=np.int64)
+        mod = np.empty(self.context + 1, dtype=np.int8)
+        self._train.read(int(index), ids, mod)
+        return ids, mod
+
+    def train_batch(self, start: int, count: int, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Windows ``start … start+count-1`` as arrays [count, context+1] (ids int64, modality
+        int8). ``rows = (lo, hi)``: only those rows' ids are read (the others hold ``pad_id``); the
+        modality codes of every row are read, so a data-parallel rank can count the global batch's
+        label tokens while reading the ids of its own windows only."""
+        ids = np.full((count, self.context + 1), self.pad_id, dtype=np.int64)
+        mod = np.empty((count, self.context + 1), dtype=np.int8)
+        lo, hi = rows if rows is not None else (0, count)
+        scratch = np.empty(self.context + 1, dtype=np.int64)
+        for r in range(count):
+            self._train.read(start + r, ids[r] if lo <= r < hi else scratch, mod[r])
+        return ids, mod
 
     def val_windows(self, exclude_sources: tuple[str, ...] = (), limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Validation windows [M, context+1] (ids int64, modality int8) from the ``val`` split, with
-        the training mixture of this mode and a fixed seed; the tail is padded with PAD.
-        ``exclude_sources``: source names to leave out (see :meth:`sources`); ``limit``: at most
-        that many windows (the first ones)."""
+        """Validation windows [M, context+1] (ids int64, modality int8) from the ``val`` split (see
+        module doc); the last window of each pool is padded with PAD. ``exclude_sources``: source
+        names to leave out (see :meth:`sources`); ``limit``: at most that many windows."""
         key = tuple(sorted(set(exclude_sources)))
-        unknown = sorted(set(key) - set(self.sources()) - {TEXT_SOURCE})  # a textless run has no text to leave out
+        unknown = sorted(set(key) - set(self.source_names))
         if unknown:
             raise UserError(f"data.val_exclude = {list(exclude_sources)}: no source {unknown[0]!r} in this run's data; expected some of {self.sources()}")
         if key not in self._val:
-            streams = self._streams("val", key, VAL_SEED)
-            if not any(len(s) and p > 0 for s, p in zip(streams, self.probs)):
+            infos = self._pool_infos("val", key)
+            if not infos:
                 raise UserError(f"validation split is empty after excluding sources {list(key)}; expected some of {self.sources()}")
-            docs = mixture(streams, self.probs, VAL_SEED, 0)
-            self._val[key] = windows_of(concat(next(docs) for _ in range(self._draws(streams))), self.context, self.pad_id, PAD)
-        ids, mod = self._val[key]
-        return (ids.copy(), mod.copy()) if limit is None else (ids[:limit].copy(), mod[:limit].copy())
+            opened = self._open(infos, "val")
+            self._val[key] = ValWindows([pool for _, pool in opened], self._shares(infos), self.context, self.pad_id)
+        val = self._val[key]
+        n = val.n if limit is None else min(limit, val.n)
+        ids = np.empty((n, self.context + 1), dtype=np.int64)
+        mod = np.empty((n, self.context + 1), dtype=np.int8)
+        for i in range(n):
+            val.read(i, ids[i], mod[i])
+        return ids, mod
 
-    def stream_stats(self) -> dict:
-        """Token accounting of the training data: per stream (text, interleaved, speech) its
-        documents, mean tokens per document (eos included), probability and expected token share;
-        per modality the tokens of one epoch's training targets (``ids[1:]`` of every window, as the
-        trainer counts them); and the probabilities that would give equal token shares."""
-        from scaling.data import MODALITY_NAMES
-        from scaling.data.streams import probabilities_for_token_shares
-
-        names = ("text", "interleaved", "speech")
-        mean = [float(np.mean([len(s.document(i, 0)[0]) for i in range(len(s))])) if len(s) else 0.0 for s in self._train]
-        expected = np.array([p * m for p, m in zip(self.probs, mean)])
-        share = expected / expected.sum()
-        _, mod = self._epoch(0)
-        counts = np.bincount(mod[1:], minlength=len(MODALITY_NAMES))
-        equal = [1.0 if len(s) else 0.0 for s in self._train]
-        return {
-            "streams": {n: {"documents": len(s), "mean_tokens": m, "probability": p, "token_share": float(sh)}
-                        for n, s, m, p, sh in zip(names, self._train, mean, self.probs, share)},
-            "epoch_target_tokens": {MODALITY_NAMES[c]: int(counts[c]) for c in MODALITY_NAMES},
-            "probabilities_for_equal_token_shares": probabilities_for_token_shares([m or 1.0 for m in mean], equal),
-        }
+    def mix_stats(self) -> list[dict]:
+        """Per training pool: source, stream, real, tokens, documents, windows per epoch,
+        requested token share and the share the blend realises."""
+        real = {s["name"]: s["real"] for s in self.manifest["sources"]}
+        return [{"source": p.source, "stream": p.stream, "real": real[p.source], "tokens": p.tokens, "documents": p.documents,
+                 "windows": w, "requested_share": req, "realised_share": got}
+                for p, w, req, got in zip(self.train_pools, self._train.windows, self._train_shares, self._train.blend.realised())]
 
     def sources(self) -> list[str]:
         """Source names present in this mode's data (for ``exclude_sources``)."""
-        text = [] if self.mode == "speech" else [TEXT_SOURCE]
-        return text + (list(self.corpus.meta["sources"]) if self.corpus is not None else [])
+        return sorted({p.source for p in self.train_pools} | {p.source for p in self._pool_infos("val", ())},
+                      key=self.source_names.index)
+
+    # ------------------------------------------------------------------ speech and vocabulary
+    @property
+    def corpus(self):
+        """The speech corpus that evaluation speaks new sentences with (its codebook, voices,
+        unit frame); None in text mode and for a corpus of pre-extracted units only."""
+        from scaling.data.build import CannotSpeak
+        from scaling.data.build import open_corpus
+
+        if self.mode == "text":
+            return None
+        if self._corpus is None:
+            try:
+                self._corpus = open_corpus(self.corpus_config, self.cache_root, self.progress)
+            except CannotSpeak:
+                return None
+        return self._corpus
 
     def speech_pipeline(self) -> SpeechPipeline:
         """The corpus' speech pipeline (espeak-ng → features → this corpus' codebook), for
         encoding new sentences in any voice exactly as the corpus was encoded."""
         if self.corpus is None:
-            raise UserError("data.mode = 'text' has no speech corpus; expected 'speech' or 'interleaved'")
+            raise UserError(f"data.mode = {self.mode!r} with corpus {self.corpus_config.name!r} has no speech pipeline; expected "
+                            "'speech' or 'interleaved' mode on a corpus with audio (or units.extractor and units.codebook)")
         cfg = self.corpus_config
         return SpeechPipeline(cfg.units, Codebook.load(self.corpus.dir / "codebook.npz"), cfg.rate)
 
@@ -236,18 +243,34 @@ class PreparedData:
         return self.vocab.layout.eos_id
 
 
+def run_vocabulary(cache_root: Path, mode: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:
+    """The vocabulary of a run of ``mode`` (built once, cached): ``tokenizer_dir`` (or the default
+    BPE) extended with ``n_units`` unit tokens and markers (interleaved), as is (text), or units
+    only (speech)."""
+    kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
+    return _vocabulary(Path(cache_root), kind, n_units if mode != "text" else 0, tokenizer_dir)
+
+
+def interleave_params(data_spec, config: CorpusConfig) -> dict:
+    """The offline interleaving of a run's prepared set: the spec's rule and span sizes, the
+    corpus' seed, draw 0."""
+    return {"rule": data_spec.interleave, "span_lambda": float(data_spec.span_lambda),
+            "speech_ratio": float(data_spec.speech_ratio), "seed": int(config.seed), "draw": 0}
+
+
 def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | None = None,
                  resample_interleave: bool | None = None, progress: bool = True) -> PreparedData:
-    """Build (or load from ``cache_root``) everything a run reads, for ``data_spec`` (a DataSpec).
+    """Prepare (or find in ``cache_root``) everything a run reads, for ``data_spec`` (a DataSpec).
 
     ``tokenizer_dir``: local HF tokenizer of the text LM a run starts from; it is extended with
     unit tokens and markers for ``interleaved`` mode. None: the toolkit's default byte-level BPE
     (text / interleaved) or a unit-only vocabulary (speech). ``resample_interleave``: draw new
-    spoken spans every epoch (True) or reuse epoch 0's (None: ``data_spec.resample_interleave``). ``progress``: report corpus building on
-    stderr.
+    spoken spans every epoch after the first (True) or read the prepared ones in every epoch
+    (False; None: ``data_spec.resample_interleave``).
+    ``progress``: report preparation on stderr.
     """
     mode = data_spec.mode
-    if mode not in ("text", "interleaved", "speech"):
+    if mode not in MODE_STREAMS:
         raise UserError(f"data.mode = {mode!r}: expected one of text, interleaved, speech")
     if mode == "speech" and tokenizer_dir:
         raise UserError("data.mode = 'speech' with a text tokenizer: textless runs use a unit-only vocabulary; expected no tokenizer_dir")
@@ -257,14 +280,17 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
         raise UserError(f"data.speech_ratio = {data_spec.speech_ratio}, data.span_lambda = {data_spec.span_lambda}: expected 0 < speech_ratio <= 1 and span_lambda > 0")
     cache_root = Path(cache_root)
     config = resolve_corpus(data_spec.corpus)
-    all_sentences = corpus_sentences(config)
-    sentences = {s: [x for x in all_sentences if split_of(x) == s] for s in ("train", "val", "test")}
-    corpus = open_corpus(config, cache_root, progress) if mode != "text" else None
-    kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
-    vocab = _vocabulary(cache_root, kind, corpus.k if corpus else 0, tokenizer_dir)
+    vocab = run_vocabulary(cache_root, mode, config.units.k, tokenizer_dir)
+    streams = MODE_STREAMS[mode]
+    if not any(source_streams(s, streams) for s in effective_sources(config)):
+        raise UserError(f"data.mode = {mode!r}: corpus {config.name!r} has no source for the {', '.join(streams)} stream; expected "
+                        f"{'a text source' if mode == 'text' else 'a speech source'}")
+    interleave = interleave_params(data_spec, config)
+    found = find_prepared(config, cache_root, vocab.dir, streams, interleave)
+    directory = found or prepare(config, cache_root, vocab.dir, streams, interleave, progress)
     if resample_interleave is None:
         resample_interleave = getattr(data_spec, "resample_interleave", True)
-    return PreparedData(data_spec, vocab, seed, config, sentences, corpus, resample_interleave, cache_root)
+    return PreparedData(data_spec, vocab, seed, config, directory, cache_root, resample_interleave, progress)
 
 
 def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:

@@ -20,7 +20,7 @@ one. Text of the utterance is ``" ".join(words)``.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -59,9 +59,10 @@ def write_corpus(directory: Path, records: list[UtteranceRecord], units: np.ndar
     directory = Path(directory)
     np.save(directory / "units.npy", np.asarray(units, dtype=np.uint16))
     np.save(directory / "durations.npy", np.asarray(durations, dtype=np.uint16))
+    names = [f.name for f in fields(UtteranceRecord)]
     with open(directory / "utterances.jsonl", "w") as f:
         for r in records:
-            f.write(json.dumps(asdict(r), separators=(",", ":")) + "\n")
+            f.write(json.dumps({n: getattr(r, n) for n in names}, separators=(",", ":")) + "\n")
     (directory / "corpus.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 

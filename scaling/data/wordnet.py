@@ -20,6 +20,7 @@ from pathlib import Path
 
 from scaling.atomic import atomic_write
 from scaling.errors import UserError
+from scaling.reading import read_text
 
 MIN_WORDS = 6
 MAX_WORDS = 14
@@ -70,7 +71,7 @@ def load_sentences(path: Path | None = None) -> list[str]:
     else:
         if not Path(path).is_file():
             raise UserError(f"sentences file {str(path)!r} does not exist; expected a text file with one sentence per line")
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text(path, "sentences file")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

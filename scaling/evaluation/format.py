@@ -34,6 +34,7 @@ import numpy as np
 
 from scaling.atomic import atomic_write
 from scaling.errors import UserError
+from scaling.reading import read_text
 
 FORMAT = "scaling-benchmark/1"
 HEADER_FIELDS = ("format", "name", "description", "k", "codebook", "source")
@@ -140,7 +141,7 @@ def read_benchmark(path: Path) -> Benchmark:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"benchmark file {str(path)!r} does not exist; expected a {FORMAT} JSON-lines file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "benchmark file").splitlines()
     if not lines:
         raise UserError(f"{path}: empty file; expected a header line and one pair per line")
     header = _json(path, 1, lines[0])

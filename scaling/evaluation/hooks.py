@@ -26,6 +26,7 @@ from scaling.evaluation.offline import Unavailable
 from scaling.evaluation.settings import EvalSettings, load_settings
 from scaling.evaluation.suite import Benchmarks, Task, choose_tasks, run_tasks, write_pair_scores
 from scaling.evaluation.tokens import ModelVocab
+from scaling.reading import load_pretrained
 
 
 @dataclass
@@ -104,5 +105,5 @@ def _load_text_lm(store_root: Path, spec, device):
     from scaling.runs.graph import text_lm_dir
 
     path = text_lm_dir(Store(store_root), spec)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    model = load_pretrained(AutoModelForCausalLM, path, "text LM", dtype=torch.float32).to(device)
     return model, ModelVocab.from_dir(path)

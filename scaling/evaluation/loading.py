@@ -21,6 +21,7 @@ import torch
 
 from scaling.errors import UserError
 from scaling.evaluation.tokens import ModelVocab
+from scaling.reading import UnreadableFile, load_pretrained, load_tensors
 
 
 @dataclass
@@ -71,9 +72,11 @@ def resolve_target(target: str, store: str | None) -> TargetRef:
     return TargetRef(Store(store).find_run(target), None, None, Path(store))
 
 
-def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, context: int | None = None) -> Target:
+def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, context: int | None = None,
+                trust_pickles: bool = False) -> Target:
     """Load a resolved target on ``device``; ``corpus``: the corpus of a model directory;
-    ``context``: scoring context in tokens instead of the target's own (see the module doc)."""
+    ``context``: scoring context in tokens instead of the target's own (see the module doc);
+    ``trust_pickles``: let model directories load pickled weights (:func:`scaling.reading.load_pretrained`)."""
     from transformers.utils import logging as hf_logging
 
     from scaling.data.config import resolve_corpus
@@ -82,19 +85,19 @@ def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, con
     hf_logging.disable_progress_bar()
     config = resolve_corpus(corpus) if corpus else None
     if ref.model_dir is not None:
-        target = _model_dir(ref.model_dir, config, device)
+        target = _model_dir(ref.model_dir, config, device, trust_pickles)
     else:
-        target = _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device)
+        target = _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device, trust_pickles)
     if context is not None:
         target.context = context
     return target
 
 
-def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
+def _model_dir(path: Path, corpus_config, device: torch.device, trust_pickles: bool) -> Target:
     from transformers import AutoModelForCausalLM
 
     vocab = ModelVocab.from_dir(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True).to(device)
+    model = load_pretrained(AutoModelForCausalLM, path, trust_pickles=trust_pickles, dtype=torch.float32).to(device)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab.layout.vocab_size:
         raise UserError(f"model {str(path)!r} has {rows} embedding rows but its tokenizer has {vocab.layout.vocab_size} tokens; expected a matching vocabulary")
@@ -104,32 +107,35 @@ def _model_dir(path: Path, corpus_config, device: torch.device) -> Target:
                   config_context(model))
 
 
-def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device) -> Target:
+def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device, trust_pickles: bool) -> Target:
     from transformers import AutoModelForCausalLM
 
     from scaling.data.config import resolve_corpus
     from scaling.runs.graph import text_lm_dir
     from scaling.runs.materialise import materialise, run_data
+    from scaling.train.state import load_trunk_weights
 
     spec = run.spec()
     lm_dir = text_lm_dir(store, spec) if spec.init == "text-lm" else None
     exported = run.path / "model"
     if checkpoint is None and (exported / "config.json").is_file():
         prep = run_data(spec, store)
-        model = AutoModelForCausalLM.from_pretrained(exported, dtype=torch.float32, local_files_only=True)
+        model = load_pretrained(AutoModelForCausalLM, exported, "exported model", trust_pickles=trust_pickles, dtype=torch.float32)
         source = str(exported)
     else:
         checkpoint = checkpoint or run.checkpoint_dir / "latest.pt"
         if not checkpoint.is_file():
             raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
+        state = load_tensors(checkpoint)
+        if not isinstance(state, dict) or not isinstance(state.get("tensors", state.get("sharded")), dict):
+            raise UnreadableFile(f"checkpoint {str(checkpoint)!r} holds no model state; expected a checkpoint written by scaling")
         built = materialise(spec, store)
         prep, model = built.data, built.model
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        load_trunk_weights(checkpoint, state, model)
         source = f"{checkpoint} (step {state.get('step')})"
     text_lm = None
     if lm_dir is not None:
-        lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32, local_files_only=True).to(device)
+        lm = load_pretrained(AutoModelForCausalLM, lm_dir, "text LM", trust_pickles=trust_pickles, dtype=torch.float32).to(device)
         text_lm = (lm, ModelVocab.from_dir(lm_dir))
     config = resolve_corpus(spec.data.corpus)
     if corpus_config is not None and corpus_config != config:

@@ -21,10 +21,12 @@ Audio sides are turned into units at evaluation time (:mod:`scaling.evaluation.a
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
 from scaling.errors import UserError
+from scaling.reading import read_text
 from scaling.evaluation.format import Benchmark, Pair, read_benchmark, segment
 
 LAYOUTS = "a .jsonl benchmark, a directory with gold.csv (ZeroSpeech sLM21), a directory of *_correct/*_incorrect[/_mutual] .wav/.txt files, or a StoryCloze .csv"
@@ -51,7 +53,7 @@ def read_official(path: Path, name: str | None = None) -> Benchmark:
 
 def _zerospeech(directory: Path) -> Benchmark:
     gold = directory / "gold.csv"
-    with open(gold, newline="") as f:
+    with io.StringIO(read_text(gold, "benchmark gold file"), newline="") as f:
         reader = csv.DictReader(f)
         missing = {"filename", "correct", "id"} - set(reader.fieldnames or ())
         if missing:
@@ -92,7 +94,7 @@ def _pair_dir(directory: Path) -> Benchmark:
                 if side == "prompt":
                     continue
                 raise UserError(f"{where}: no {base.name}_{key}.wav or .txt; expected the {side} side")
-            text = txt.read_text(encoding="utf-8").strip() if txt.is_file() else None
+            text = read_text(txt, "benchmark text").strip() if txt.is_file() else None
             sides[side] = segment(where, side, text=text, audio=wav if wav.is_file() else None)
         pairs.append(Pair(pid, sides["correct"], sides["wrong"], sides.get("prompt")))
     if len({p.prompt is None for p in pairs}) > 1:
@@ -109,7 +111,7 @@ _STORYCLOZE = {
 
 
 def _storycloze_csv(path: Path) -> Benchmark:
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(path, "benchmark file"), newline="") as f:
         reader = csv.DictReader(f)
         fields = set(reader.fieldnames or ())
         style = next((s for s, (ctx, quiz, ans, _) in _STORYCLOZE.items() if set(ctx + quiz + [ans]) <= fields), None)

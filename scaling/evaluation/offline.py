@@ -106,10 +106,14 @@ def speech_benchmark(name: str, corpus_config, cache_root: Path, limit: int | No
                      corpus=None) -> Benchmark:
     """Set ``name`` with every side in text and units (built once per corpus and size, cached).
     ``corpus``: the corpus of ``corpus_config`` if already open (else it is built or found)."""
+    from scaling.data.build import CannotSpeak
     from scaling.data.cache import cached_dir
-    from scaling.data.corpus import open_corpus
+    from scaling.data.build import open_corpus
 
-    corpus = corpus or open_corpus(corpus_config, Path(cache_root), progress=progress)
+    try:
+        corpus = corpus or open_corpus(corpus_config, Path(cache_root), progress=progress)
+    except CannotSpeak as exc:
+        raise Unavailable(str(exc)) from None
     texts = text_benchmark(name, corpus_config, limit)
     recipe = {"set": name, "version": BUILD_VERSION, "corpus": corpus.dir.name, "pairs": len(texts.pairs)}
 

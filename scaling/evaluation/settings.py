@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaling.errors import UserError
+from scaling.reading import read_text
 from scaling.evaluation.offline import OFFLINE_SETS
 from scaling.evaluation.tokens import SCORES
 
@@ -56,7 +57,7 @@ def load_settings(path: Path) -> EvalSettings:
     if not path.is_file():
         return EvalSettings()
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path, "evaluation settings")) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     settings = from_dict(EvalSettings, data, "eval")

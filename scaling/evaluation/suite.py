@@ -151,7 +151,7 @@ class Benchmarks:
 
     def _corpus(self):
         if self.corpus is None:
-            from scaling.data.corpus import open_corpus
+            from scaling.data.build import open_corpus
 
             self.corpus = open_corpus(self.corpus_config, self.cache_root, progress=self.progress)
         return self.corpus

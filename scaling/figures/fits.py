@@ -242,7 +242,8 @@ def isoflop(rows: pd.DataFrame, ctx) -> IsoFlop:
     cs = grid(result.minima["c"])
     draws_n, draws_d, resampled = [], [], []
     if ctx.bootstrap >= 2:
-        weights, _ = resample_weights(run_key(rows).to_numpy(), ctx.bootstrap, ctx.seed)
+        # runs are drawn within their budget, so that no resample loses a budget's profile
+        weights, _ = resample_weights(run_key(rows).to_numpy(), ctx.bootstrap, ctx.seed, strata=budgets(c))
         for w in weights:
             idx = np.repeat(np.arange(len(y)), w.astype(int))
             try:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from scaling.errors import UserError
 from scaling.figures.metrics import to_percent
-from scaling.results_table import METRIC_PREFIXES, NUMERIC_COLUMNS, final_mask, numbers, parse_bool, unusable_mask
+from scaling.results_table import METRIC_PREFIXES, NUMERIC_COLUMNS, describe_row, final_mask, numbers, parse_bool, unusable_mask
 
 
 class Skip(Exception):
@@ -55,6 +55,11 @@ def prepare(df: pd.DataFrame, columns: Columns, source: str = "<DataFrame>") -> 
     for col in sorted({*NUMERIC_COLUMNS, columns.params, columns.tokens, columns.compute, columns.loss} & set(df.columns)) + \
             [c for c in df.columns if c.startswith(METRIC_PREFIXES)]:
         df[col] = numbers(df[col], col, source)
+    for col in sorted({columns.params, columns.tokens, columns.compute} & set(df.columns)):  # N, D, C: counts, as `scaling fit` requires
+        nonpositive = df[col] <= 0
+        if nonpositive.any():
+            label = df.index[nonpositive.to_numpy()][0]
+            raise UserError(f"{source}: column {col!r} {describe_row(label, source)} is {float(df[col][label])!r}; expected a positive number")
     if columns.compute not in df.columns and columns.params in df.columns and columns.tokens in df.columns:
         df[columns.compute] = 6.0 * df[columns.params] * df[columns.tokens]
         df.attrs["compute_derived"] = True

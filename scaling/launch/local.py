@@ -31,7 +31,7 @@ from scaling.launch.protocol import Handle, RunState, StateReport
 from scaling.runs.graph import dependencies
 from scaling.runs.outcome import Outcome
 from scaling.spec import EngineSpec, MirrorSpec, RunSpec, from_dict
-from scaling.store import FINAL_STATES, Lease, RunDir, Store
+from scaling.store import FINAL_STATES, Lease, LeaseHeld, RunDir, Store, now, observed_state
 
 TRAINER_MODULE = "scaling.train.entry"
 
@@ -57,7 +57,11 @@ class LocalExecutor:
         self.label = f"sweep {sweep}" if sweep else "runs"
         self.settings = from_dict(LocalSettings, {k: v for k, v in options.items() if v is not None}, "local")
         if self.settings.max_parallel < 1:
-            raise UserError(f"--max-parallel = {self.settings.max_parallel}: expected at least 1")
+            raise UserError(f"max_parallel = {self.settings.max_parallel} (--max-parallel, or the sweep's max_parallel): "
+                            "expected at least 1 run at a time")
+        if self.settings.threads < 0:
+            raise UserError(f"--threads = {self.settings.threads}: expected a positive number of torch threads per run "
+                            "(0 or none: cores / max_parallel)")
 
     @classmethod
     def available(cls) -> bool:
@@ -126,6 +130,8 @@ class LocalExecutor:
             if outcome == Outcome.BUSY:
                 self.say(f"{progress} {spec.name} ({run_id}) is being trained by another process: left to it")
                 continue
+            if outcome == Outcome.FAILED:
+                record_failure(self.store.run(run_id), code)
             progress.finished += 1
             self.say(f"{progress} {outcome:8s} {spec.name} ({run_id}) in {time.monotonic() - started:.0f}s "
                      f"{self._detail(run_id, outcome)}".rstrip())
@@ -175,7 +181,7 @@ class LocalExecutor:
         for h in handles:
             run = self.store.run(h.run_id)
             status = run.status() if run.spec_file.exists() else {"state": "new"}
-            states.append(RunState(h.run_id, status.get("state", "pending"), status.get("error") or "",
+            states.append(RunState(h.run_id, observed_state(run, status), status.get("error") or status.get("note") or "",
                                    (("job", status.get("job_id") or "-"),)))
         return StateReport(states)
 
@@ -201,6 +207,35 @@ class _Progress:
 
     def __str__(self) -> str:
         return f"[{self.finished}/{self.total}]"
+
+
+def record_failure(run: RunDir, exit_code: int) -> None:
+    """Mark ``run`` failed, with why, after its training process ended with ``exit_code`` without
+    recording it (killed, or its disk full): the signal that killed it, or the last line of its
+    train.log (an exception's). Done under the run's lease, and only while status.json still says
+    running: a run another process has taken over meanwhile is left to it."""
+    try:
+        lease = Lease(run).acquire()
+    except LeaseHeld:
+        return
+    try:
+        if run.status().get("state") != "running":
+            return
+        if exit_code < 0:
+            reason = f"killed by {_signal_name(-exit_code)}"
+        else:
+            lines = run.log_file.read_bytes()[-4096:].decode("utf-8", "replace").strip().splitlines() if run.log_file.exists() else []
+            reason = f"exit status {exit_code}" + (f": {lines[-1].strip()}" if lines else "")
+        run.update_status(state="failed", error=reason, finished=now())
+    finally:
+        lease.release()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _is_trainer_of(pid: int, run: RunDir) -> bool:

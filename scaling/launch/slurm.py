@@ -43,7 +43,7 @@ from scaling.launch.scheduler import SchedulerError, TransientSchedulerError, sl
 from scaling.launch.snapshot import Snapshot, prune_snapshots, snapshot_code
 from scaling.runs.graph import dependencies
 from scaling.spec import EngineSpec, MirrorSpec, RunSpec
-from scaling.store import FINAL_STATES, Lease, RunDir, Store, now
+from scaling.store import FINAL_STATES, Lease, RunDir, Store, now, observed_state
 
 LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
 LOCAL_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/")
@@ -281,7 +281,7 @@ class SlurmExecutor:
         for h in handles:
             run = self.store.run(h.run_id)
             status = run.status() if run.spec_file.exists() else {"state": "new"}
-            state, note = status.get("state", "pending"), status.get("error") or ""
+            state, note = observed_state(run, status), status.get("error") or ""
             jobs = jobs_by_run.get(h.run_id, [])
             job = jobs[-1] if jobs else None
             entry = queue.get(job.job) if job else None

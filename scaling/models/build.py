@@ -9,6 +9,7 @@ import torch
 
 from scaling.errors import UserError, unknown_choice
 from scaling.models.families import FAMILIES
+from scaling.reading import load_pretrained
 from scaling.spec import ModelSpec
 
 
@@ -24,19 +25,6 @@ def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_
     return AutoModelForCausalLM.from_config(config, attn_implementation=FAMILIES[model.family].attention, dtype=torch.float32)
 
 
-def read_pretrained(path: Path) -> torch.nn.Module:
-    """The causal LM of a local Hugging Face directory, fp32 (the attention transformers prefers for
-    its family: SDPA where it has it); UserError naming the directory when transformers cannot read it."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"init_from = {str(path)!r}: transformers cannot read this model directory ({reason}); "
-                        "expected a local Hugging Face causal-LM directory (config.json and weights)") from None
-
-
 def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int | None = None) -> torch.nn.Module:
     """Load a local text LM with its vocabulary resized to exactly ``vocab_size`` rows.
 
@@ -48,10 +36,12 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int
     without its covariance step), from a generator seeded with ``seed``, so new tokens start at the
     scale of the old ones. An untied output layer gets the same rule, from its own text rows.
     """
+    from transformers import AutoModelForCausalLM
+
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
-    lm = read_pretrained(path)
+    lm = load_pretrained(AutoModelForCausalLM, path, "init_from text LM", dtype=torch.float32)
     rows = lm.get_input_embeddings().weight.shape[0]
     n_text = rows if n_text_vocab is None else n_text_vocab
     if n_text > rows:

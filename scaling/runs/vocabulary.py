@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from scaling.errors import UserError
 from scaling.models.families import FAMILIES, NAMED_SIZES
 from scaling.spec import RunSpec
 
@@ -74,6 +75,9 @@ def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
         if made is not None and published and not Path(init_from).expanduser().is_dir():
             base, extra = published
             made[init_from] = size
+        elif not Path(init_from).expanduser().is_dir():
+            raise UserError(f"init_from = {init_from!r}: no such directory; expected a local text-LM directory (its "
+                            "config.json, weights and tokenizer) or 'pretrain:<tokens>'")
         else:
             base, extra = _local_base(init_from)
     else:

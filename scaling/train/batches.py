@@ -14,10 +14,13 @@ import torch
 from scaling.data import MARKER, PAD
 
 
-def global_windows(prep, step: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids and modality codes [B, T+1] of the global batch of optimizer step ``step``."""
-    pairs = [prep.train_window(step * batch_size + i) for i in range(batch_size)]
-    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+def global_windows(prep, step: int, batch_size: int, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and modality codes [B, T+1] of the global batch of optimizer step ``step``.
+
+    ``rows = (lo, hi)``: this rank's rows (:func:`~scaling.train.distributed.rank_rows`); only
+    their ids are read, the other rows hold padding, while every row's modality is read so that
+    each rank counts the global batch's label tokens."""
+    return prep.train_batch(step * batch_size, batch_size, rows)
 
 
 def make_labels(ids: np.ndarray, modality: np.ndarray, marker_loss: bool, budget: int | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

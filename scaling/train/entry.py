@@ -62,10 +62,13 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
     mirror = None
     try:
         if world.is_main:
+            removed = run.remove_leftovers(lease.ttl)
+            if removed:
+                print(f"run {run_id}: removed {len(removed)} temporary file(s) of a writer that died: {', '.join(removed)}", flush=True)
             mirror = open_mirrors(run, spec, mirrors)
             status = run.status()
             run.update_status(state="running", attempts=status.get("attempts", 0) + 1, started=now(),
-                              error=None, **host_info(), world_size=world.size)
+                              error=None, note=None, resumed_from_step=None, **host_info(), world_size=world.size)
         built = materialise(spec, store)
         trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
                           should_stop=should_stop, engine=engine, on_eval=_benchmark_hook(), mirror=mirror)
@@ -76,6 +79,9 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
                               memory_per_task=trainer.costs.memory.total)
         if trainer.resume() and world.is_main:
             run.update_status(resumed_from_step=trainer.state.step)
+        if trainer.state.discarded and world.is_main:
+            print(f"run {run_id}: {trainer.state.discarded}", flush=True)
+            run.update_status(note=trainer.state.discarded)
         outcome = trainer.train_to_budget(progress=progress)
         if outcome == Outcome.DONE:
             export_model(trainer, run.path / "model")
@@ -87,7 +93,8 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         return outcome
     except Exception as exc:
         if world.is_main:
-            run.update_status(state="failed", error=str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
+            reason = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            run.update_status(state="failed", error=reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__,
                               finished=now())
         raise
     finally:

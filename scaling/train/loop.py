@@ -50,6 +50,7 @@ from scaling.spec import EngineSpec, RunSpec, parse_bytes, parse_seconds
 from scaling.store import RunDir, now
 from scaling.train.batches import global_windows, make_labels
 from scaling.train.distributed import World, barrier, broadcast_flag, rank_rows
+from scaling.train.faults import fault_point
 from scaling.train.loss import IGNORE
 from scaling.train.metrics import RowLog, Throughput, accounting_row, branch_row, measure_peak_flops, spent
 from scaling.train.parallel import checkpoint_blocks, largest_micro_batch, wrap
@@ -177,7 +178,7 @@ class Trainer:
         """One optimizer step of the current stretch on the global batch; returns its mean loss (over all ranks)."""
         state, stretch, step = self.state, self.stretch, self.state.step
         budget = stretch.last_step_tokens if step == stretch.end - 1 else None
-        ids, mod = global_windows(self.prep, step, self.spec.train.batch_size)
+        ids, mod = global_windows(self.prep, step, self.spec.train.batch_size, rank_rows(self.spec.train.batch_size, self.world))
         inputs, labels, target_mod = make_labels(ids, mod, self.spec.data.marker_loss, budget)
         n_label = int((labels != -100).sum())
         state.tokens.add(target_mod)
@@ -305,6 +306,7 @@ class Trainer:
                 last_checkpoint = time.monotonic()
                 if broadcast_flag(self.should_stop(), self.world, self.device):
                     return Outcome.STOPPED
+            fault_point("step")
         return Outcome.DONE
 
 

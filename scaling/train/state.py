@@ -30,8 +30,9 @@ import torch
 
 from scaling.data import MARKER, PAD, SPEECH, TEXT
 from scaling.errors import UserError
-from scaling.train.checkpoint import load_checkpoint, save_checkpoint
-from scaling.train.distributed import barrier
+from scaling.reading import UnreadableFile
+from scaling.train.checkpoint import LATEST, load_checkpoint, save_checkpoint, set_aside
+from scaling.train.distributed import barrier, broadcast_flag
 from scaling.train.parallel import Parallel
 from scaling.train.sharded import drop_others, load_sharded, save_sharded
 
@@ -93,6 +94,32 @@ def check_whole(directory: Path, stored: dict[str, torch.Tensor], live: dict[str
                             "it was written for another model config; expected the run's own checkpoint")
 
 
+def model_tensors(lm: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The causal LM's weights and buffers by name; a tied output layer only once (it is its input
+    embedding, named as that)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in lm.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            out[name] = tensor
+    return out
+
+
+@torch.no_grad()
+def load_trunk_weights(checkpoint: Path, state: dict[str, Any], lm: torch.nn.Module) -> None:
+    """Fill ``lm`` (one process, plain tensors) with the weights of the trunk's line of ``state``,
+    the checkpoint read from ``checkpoint`` (a run's ``latest.pt``), written whole or sharded;
+    UserError (one line) when they were written for another model."""
+    live = {f"model.{name}": tensor for name, tensor in model_tensors(lm).items()}
+    if "sharded" in state:
+        load_sharded(checkpoint.parent, state["sharded"]["tag"], {f"trunk/{name}": t for name, t in live.items()})
+        return
+    check_whole(checkpoint.parent, state["tensors"], live)
+    for name, tensor in live.items():
+        tensor.copy_(state["tensors"][name])
+
+
 class TrainingState:
     """The state of one run's training on this rank (see the module docstring). The model and this
     rank's optimizer (``parallel``) are read and written in place; ``directory`` is the run's
@@ -105,16 +132,12 @@ class TrainingState:
         self.branch: int | None = None  # index of the decay branch being trained
         self.next_branch = 0  # branches before this index are done
         self.trunk: dict[str, Any] | None = None  # the trunk's line (host copies) while a branch trains
+        self.discarded: str | None = None  # why resume set an unreadable checkpoint aside (one line), if it did
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The live tensors of this rank, by name (see the module docstring); AdamW's state is
         created (zeros, step 0, as AdamW's first step would) where it does not exist yet."""
-        out: dict[str, torch.Tensor] = {}
-        seen: set[int] = set()
-        for name, tensor in self.parallel.lm.state_dict(keep_vars=True).items():
-            if id(tensor) not in seen:  # a tied output layer is its input embedding
-                seen.add(id(tensor))
-                out[f"model.{name}"] = tensor
+        out = {f"model.{name}": tensor for name, tensor in model_tensors(self.parallel.lm).items()}
         names = {id(p): name for name, p in self.parallel.lm.named_parameters()}
         optimizer = self.parallel.local_optimizer
         for group in optimizer.param_groups:
@@ -185,8 +208,19 @@ class TrainingState:
 
     def resume(self) -> dict[str, int] | None:
         """Load the latest checkpoint, if any; returns the rows the run's logs held at it (None
-        without a checkpoint). UserError when one process's whole checkpoint meets several ranks."""
-        state = load_checkpoint(self.directory)
+        without a checkpoint). UserError when one process's whole checkpoint meets several ranks, or
+        when the checkpoint holds objects other than tensors and plain data. A checkpoint that cannot
+        be read (on any rank) is moved aside by rank 0 and every rank starts again from scratch;
+        :attr:`discarded` then says so in one line."""
+        try:
+            state, problem = load_checkpoint(self.directory), None
+        except UnreadableFile as exc:
+            state, problem = None, str(exc)
+        if broadcast_flag(problem is not None, self.world, next(self.parallel.lm.parameters()).device):
+            aside = set_aside(self.directory).name if self.world.is_main and (self.directory / LATEST).exists() else None
+            self.discarded = (f"{problem or 'another process could not read its part of the checkpoint'}; "
+                              + (f"moved aside to {aside}, " if aside else "") + "training starts again from scratch")
+            return None
         if state is None:
             return None
         live = self.tensors()
