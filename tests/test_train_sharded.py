@@ -134,8 +134,9 @@ def test_two_ranks_match_one_process(tmp_path, cache, strategy):
     a = AutoModelForCausalLM.from_pretrained(one.path / "model").state_dict()
     b = AutoModelForCausalLM.from_pretrained(two.path / "model").state_dict()
     assert a.keys() == b.keys()
-    for key in a:  # Adam's normalised steps amplify float noise of the order of the sums'
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+    for key in a:  # each tensor to 1e-5 relative in norm: the order of float sums differs, and Adam's normalised step
+        # m/sqrt(v) turns that noise into up to a whole step of lr for the odd element whose gradient is nearly zero
+        assert float(torch.linalg.vector_norm(b[key] - a[key])) <= 1e-5 * float(torch.linalg.vector_norm(a[key])), key
 
 
 @pytest.mark.slow
