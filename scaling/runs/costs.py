@@ -19,9 +19,9 @@ precision: on a GPU bf16 (2), on the CPU fp32 (4; nothing is cast). The strategi
 * ``fsdp`` (``torch.distributed.fsdp.fully_shard``, one unit per decoder block, the rest —
   embeddings, final norm, output layer — in the root unit): weights, gradients and moments all
   sharded (16N/k); ``working``: the root's parameters gathered in the compute precision for the
-  whole step, two blocks gathered at a time (the one computing and the one prefetched), each with
-  the copy of this task's shard that the all-gather sends, and in the backward pass a block's
-  unsharded gradient plus its fp32 reduce-scatter input and output.
+  whole step, two blocks gathered at a time (the one computing and the one prefetched), and in the
+  backward pass a block's unsharded gradient, its fp32 copy for the reduce-scatter (when computing
+  in bf16) and the reduce-scatter's output (the task's shard).
 
 With one task the three are the same: the model and plain AdamW (reported as ``ddp``).
 
@@ -164,7 +164,8 @@ def memory(spec: RunSpec, params: ParamCounts, vocab_size: int, layout: Layout, 
     root = n - model.n_layers * block
     if strategy == "fsdp":
         weights, gradients, optimizer = FP32 * n / k, FP32 * n / k, 2 * FP32 * n / k
-        working = c * (1 + 1 / k) * (root + 2 * block) + (c + FP32 * (1 + 1 / k)) * block
+        reduce_input = 0 if c == FP32 else FP32  # the fp32 copy of a block's gradient that reduce-scatter reads
+        working = c * (root + 2 * block) + (c + reduce_input + FP32 / k) * block
         branch_copy = 3 * FP32 * n / k
     else:
         weights, gradients = FP32 * n, FP32 * n
