@@ -49,6 +49,23 @@ def _head_width(d: float) -> int:
     return 32 if d < 256 else 64 if d < 2048 else 128
 
 
+def _heads(d: int) -> int:
+    """Attention heads of width ``d`` in a family whose widths are multiples of 8: about
+    :func:`_head_width` wide, dividing ``d``."""
+    heads = max(1, round(d / _head_width(d)))
+    while d % heads:
+        heads -= 1
+    return heads
+
+
+def _fixed_ff_params(model: ModelSpec, n_layers: int, d: int) -> int:
+    """Non-embedding parameters of ``model``'s family (one whose FFN width is fixed by the width)
+    at ``n_layers`` × ``d``."""
+    family = FAMILIES[model.family]
+    shape = dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=_heads(d), n_kv_heads=_heads(d), d_ff=family.fixed_d_ff(d))
+    return count_params(shape, vocab_size=1).non_embedding
+
+
 def resolve_model(model: ModelSpec) -> ModelSpec:
     """Fill depth, width, heads and FFN width of ``model`` from its family and size label.
 
@@ -78,8 +95,9 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     d = max(head, int(d_raw // head) * head)
     heads = d // head
     family = FAMILIES[model.family]
-    if family.fixed_d_ff is not None:
-        d_ff = family.fixed_d_ff(d)
+    if family.fixed_d_ff is not None:  # the FFN width follows the width: hit the target with the width, in steps of 8
+        d = min(range(8, 2 * int(d_raw) + 16, 8), key=lambda w: abs(_fixed_ff_params(model, n_layers, w) - target))
+        heads, d_ff = _heads(d), family.fixed_d_ff(d)
     else:
         base = family.block_params(d, 0, heads, heads)
         per_ff = family.block_params(d, 1, heads, heads) - base
