@@ -188,7 +188,7 @@ def main() -> int:
     peak, peak_source = card_peak(device, args.peak)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"bench_gpu on {name} (torch {torch.__version__}); context {context}, global batch {batch}; "
-          f"MFU against {peak / 1e12:.1f} TFLOP/s ({peak_source})", flush=True)
+          f"MFU against {peak:.3g} FLOP/s ({peak_source})", flush=True)
     rows, figures = [], {"device": name, "peak": peak, "sizes": [], "resume": None}
     for size in sizes:
         r = throughput(size, context, batch, device, steps, warmup)
