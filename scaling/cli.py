@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "scaling.commands.demo", "plan, launch, collect, fit and draw the embedded demo sweep"),
     ("data", "scaling.commands.data", "build and inspect speech-text corpora"),
     ("eval", "scaling.commands.evaluate", "score a saved run or checkpoint on a benchmark"),
+    ("import-gguf", "scaling.commands.import_gguf", "convert a GGUF model file into a local Hugging Face model directory (for init_from)"),
     ("pretrain-text", "scaling.commands.pretrain_text", "pre-train a small text LM on the shipped text (for text-LM initialisation offline)"),
 ]
 

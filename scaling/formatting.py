@@ -12,6 +12,20 @@ def human(n: float) -> str:
     return f"{n:.3g}"
 
 
+def gib(n_bytes: float) -> str:
+    """Bytes as GiB (2^30 bytes), e.g. '74.9 GiB'."""
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def memory_size(n_bytes: float) -> str:
+    """Bytes in SLURM's binary units, compactly: '71.0G', '45M', '512K'."""
+    for unit, power in (("T", 40), ("G", 30), ("M", 20)):
+        if n_bytes >= 2**power:
+            value = n_bytes / 2**power
+            return f"{value:.1f}{unit}" if value < 100 and unit != "M" else f"{value:.0f}{unit}"
+    return f"{n_bytes / 2**10:.0f}K"
+
+
 def duration(seconds: float) -> str:
     """A duration: '42s' below 90 s, '3.5m' below 90 min, else '2.1h'."""
     if seconds < 90:

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,6 +272,83 @@ class MirrorSpec:
     def trainer_flags(self) -> list[str]:
         """These settings as ``python -m scaling.train.entry`` flags."""
         return (["--tensorboard"] if self.tensorboard else []) + (["--wandb", self.wandb] if self.wandb else [])
+
+
+STRATEGIES = ("auto", "ddp", "zero1", "fsdp")
+SWITCHES = ("auto", "true", "false")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How runs are trained, not what they learn: a sweep's ``engine:`` section. Not part of any
+    run id (a run resumed under other engine settings continues the same run).
+
+    strategy: ``auto`` (the memory model picks, see :mod:`scaling.runs.costs`), ``ddp``
+    (replicated weights, gradients and AdamW state), ``zero1`` (AdamW's state sharded) or ``fsdp``
+    (weights, gradients and AdamW's state sharded; PyTorch's ``fully_shard``, one unit per
+    decoder block). With one process they are all the same: the model and AdamW.
+    activation_checkpointing: ``auto`` (on when the memory model says it is needed), ``true``, ``false``.
+    checkpoint_every: how often a run saves its checkpoint: ``auto`` (scaled with the checkpoint's
+    size, see :func:`scaling.runs.costs.checkpoint_seconds`), a duration (``10m``, ``90s``, ``1h``)
+    or a number of optimizer steps (``500 steps``). A checkpoint is also saved at every
+    evaluation point and on the requeue signal.
+    collective_timeout: how long a rank waits at a collective before the run fails (``30m``).
+    gpu_memory: the memory of one GPU (``80G``), what ``plan`` and ``auto`` fit runs into; ''
+    means the GPU's own when training, and 80G when planning a sweep that trains on GPUs.
+    """
+
+    strategy: str = "auto"
+    activation_checkpointing: str = "auto"
+    checkpoint_every: str = "auto"
+    collective_timeout: str = "30m"
+    gpu_memory: str = ""
+
+    def validate(self) -> "EngineSpec":
+        """Check every value; UserError naming the field, the value and what was expected."""
+        _choice("engine.strategy", self.strategy, STRATEGIES)
+        _choice("engine.activation_checkpointing", self.activation_checkpointing.lower(), SWITCHES)
+        self.checkpoint_interval()
+        parse_seconds(self.collective_timeout, "engine.collective_timeout")
+        if self.gpu_memory:
+            parse_bytes(self.gpu_memory, "engine.gpu_memory")
+        return self
+
+    def checkpoint_interval(self) -> tuple[str, float] | None:
+        """``checkpoint_every`` as ("seconds", s) or ("steps", n); None for ``auto``."""
+        text = str(self.checkpoint_every).strip().lower()
+        if text == "auto":
+            return None
+        match = re.fullmatch(r"(\d+)\s*steps?", text)
+        if match and int(match.group(1)) > 0:
+            return "steps", int(match.group(1))
+        try:
+            return "seconds", parse_seconds(text, "engine.checkpoint_every")
+        except UserError:
+            raise UserError(f"engine.checkpoint_every = {self.checkpoint_every!r}: expected auto, a duration such as 10m "
+                            "or 90s, or a number of steps such as '500 steps'") from None
+
+    def trainer_flags(self) -> list[str]:
+        """These settings as ``python -m scaling.train.entry`` flags."""
+        return ["--strategy", self.strategy, "--activation-checkpointing", self.activation_checkpointing.lower(),
+                "--checkpoint-every", str(self.checkpoint_every), "--collective-timeout", str(self.collective_timeout),
+                *(["--gpu-memory", self.gpu_memory] if self.gpu_memory else [])]
+
+
+def parse_seconds(value: Any, what: str) -> float:
+    """'90s', '10m', '2h', '1.5d' → seconds; UserError naming ``what`` otherwise (a unit is required)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|min|h|d)", str(value).strip().lower())
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"{what} = {value!r}: expected a positive duration with a unit, such as 90s, 10m, 2h or 1d")
+    return float(match.group(1)) * {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def parse_bytes(value: Any, what: str) -> float:
+    """'80G', '2500M', '1.5T', '512K' → bytes (1G = 2^30 bytes); a bare number is MB (SLURM's
+    convention); UserError naming ``what`` otherwise."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?", str(value).strip(), re.IGNORECASE)
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"{what} = {value!r}: expected a memory size such as 80G or 2500M")
+    return float(match.group(1)) * 2 ** {"K": 10, "": 20, "M": 20, "G": 30, "T": 40}[match.group(2).upper()]
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

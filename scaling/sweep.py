@@ -20,6 +20,7 @@ A sweep file (YAML) declares a grid::
       branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
       window: [10, 400]            # optional: a size trains a budget only where D/N lies in this range
     mirrors: {tensorboard: true, wandb: my-project}   # optional: also log rows there (scaling.spec.MirrorSpec)
+    engine: {strategy: auto, gpu_memory: 80G}        # optional: how runs train, not what (scaling.spec.EngineSpec)
 
 Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flops`` gives an
 IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
@@ -47,13 +48,14 @@ import yaml
 
 from scaling.errors import UserError, safe_name, unknown_choice
 from scaling.reading import read_text
-from scaling.spec import MAX_TOKENS, MirrorSpec, RunSpec, TrainSpec, check_architecture, from_dict, parse_count
+from scaling.spec import MAX_TOKENS, EngineSpec, MirrorSpec, RunSpec, TrainSpec, check_architecture, from_dict, parse_count
 from scaling.runs.timeline import Timeline
 
-TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors")
+TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget", "executor", "slurm", "max_parallel", "mirrors",
+            "engine")
 #: the type of each top-level key that has one (checked when a sweep file is read)
 SECTION_TYPES = {"name": str, "description": str, "store": str, "base": dict, "grid": dict, "variants": list, "budget": dict,
-                 "executor": str, "slurm": dict, "mirrors": dict}
+                 "executor": str, "slurm": dict, "mirrors": dict, "engine": dict}
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
 BUDGET_OPTIONS = ("params", "branches", "window")
 PARAM_CONVENTIONS = ("total", "non_embedding")
@@ -77,10 +79,20 @@ class Sweep:
         """The sweep's ``mirrors:`` section (none by default)."""
         return mirror_spec(self.config)
 
+    @property
+    def engine(self) -> EngineSpec:
+        """The sweep's ``engine:`` section (every setting ``auto`` by default)."""
+        return engine_spec(self.config)
+
 
 def mirror_spec(config: dict[str, Any]) -> MirrorSpec:
     """The ``mirrors:`` section of a sweep config, strictly parsed (UserError naming a bad key)."""
     return from_dict(MirrorSpec, config.get("mirrors") or {}, "mirrors")
+
+
+def engine_spec(config: dict[str, Any]) -> EngineSpec:
+    """The ``engine:`` section of a sweep config, strictly parsed and checked (UserError naming a bad key or value)."""
+    return from_dict(EngineSpec, config.get("engine") or {}, "engine").validate()
 
 
 def _yaml_value(text: str) -> Any:
@@ -117,7 +129,7 @@ def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, A
             section[sub] = value if isinstance(value, list) or head == "budget" and sub in BUDGET_OPTIONS else [value]
         elif head in TOP_KEYS and "." not in key:
             config[key] = value
-        elif head == "slurm":
+        elif head in ("slurm", "engine"):
             _set_dotted(config, key, value)
         else:
             _set_dotted(config.setdefault("base", {}), key, value)
@@ -217,6 +229,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
 
     name = safe_name(config["name"], "sweep name")
     mirror_spec(config)
+    engine_spec(config)
     base = config.get("base") or {}
     grid = config.get("grid") or {}
     variants = config.get("variants") or [{}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from types import SimpleNamespace
@@ -64,7 +65,7 @@ def _model(vocab):
 
 
 @pytest.mark.parametrize("mode", ["interleaved", "speech"])
-def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
+def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode, monkeypatch):
     from scaling.evaluation.hooks import benchmark_metrics
 
     store = tmp_path / "store"
@@ -93,6 +94,14 @@ def test_hook_scores_every_column_of_the_mode(tmp_path, cache, vocabs, mode):
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
     lines = (run.path / "benchmarks" / "step00000007.csv").read_text().splitlines()
     assert lines[0].startswith("column,pair,loglik_correct") and len(lines) > len(metrics)
+    if mode == "interleaved":  # the text-LM reference is cached in the store: another run of that text LM loads no text LM
+        cached = {json.loads(p.read_text())["column"] for p in (store / "cache" / "textlm-scores").glob("*.json")}
+        assert cached == {"acc_ms_stc_textlm", "acc_ms_ssc_textlm"}
+        monkeypatch.setattr("scaling.evaluation.hooks.load_pretrained", lambda *a, **k: pytest.fail("the text LM was loaded again"))
+        other = RunDir(store / "runs" / "r-other")
+        other.path.mkdir(parents=True)
+        again = benchmark_metrics(dataclasses.replace(point(step=7, final=True), run=other))
+        assert {c: again[c] for c in cached} == {c: metrics[c] for c in cached}
 
 
 def test_silent_audio_and_codebook_mismatch_are_errors(tmp_path, cache, vocabs):

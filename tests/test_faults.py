@@ -43,7 +43,7 @@ def _cli(*args: str, fault: str = "") -> subprocess.CompletedProcess:
 
 def _trainer(store, run_id: str, fault: str = "") -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", SCALING_FAULT=fault)
-    return subprocess.run([PYTHON, "-m", "scaling.train.entry", str(store), run_id, "--threads", "1", "--checkpoint-seconds", "1e9"],
+    return subprocess.run([PYTHON, "-m", "scaling.train.entry", str(store), run_id, "--threads", "1", "--checkpoint-every", "1000d"],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
 
 

@@ -14,7 +14,7 @@ from scaling.models import NAMED_SIZES, resolve_model
 from scaling.runs.costs import STRATEGIES, costs, param_counts
 from scaling.runs.graph import dependencies, text_lm_dir, with_dependencies
 from scaling.runs.outcome import EXIT_CODES, Outcome
-from scaling.spec import ModelSpec, RunSpec
+from scaling.spec import EngineSpec, ModelSpec, RunSpec
 from scaling.store import Store
 from scaling.sweep import load_sweep
 
@@ -48,7 +48,12 @@ MODEL_IDS = {
     ("llama", "cm-20M"): "88c872202db1", ("llama", "cm-85M"): "32c603ab3090", ("llama", "cm-155M"): "3ea63f4354c8",
     ("llama", "cm-309M"): "6b6afe7acc72", ("llama", "cm-823M"): "9792e90ab72c", ("qwen2", "qwen2.5-0.5B"): "5979cd3f80b5",
     ("qwen2", "qwen2.5-1.5B"): "d312327b6b50", ("qwen2", "qwen2.5-3B"): "4e9682899941", ("qwen2", "qwen2.5-7B"): "b86421838d4c",
-    ("llama", "llama-3.2-3B"): "70f104927797", ("opt", "opt-125m"): "57ed0d11ff07"}
+    ("llama", "llama-3.2-3B"): "70f104927797", ("opt", "opt-125m"): "57ed0d11ff07",
+    ("llama", "smollm2-135M"): "1166a3c546f7", ("llama", "smollm2-360M"): "68cd9af0cc1a", ("llama", "smollm2-1.7B"): "8e711455d63b",
+    ("gpt_neox", "pythia-70m"): "c76716a241ed", ("gpt_neox", "pythia-160m"): "728a78fcef0d", ("gpt_neox", "pythia-410m"): "a30e02a8473b",
+    ("gpt_neox", "pythia-1b"): "b8b317aa67f5", ("gpt_neox", "pythia-1.4b"): "ca8b7f21ab72", ("gpt_neox", "pythia-2.8b"): "4b5fe22508c7",
+    ("gpt_neox", "pythia-6.9b"): "443138fbfdee", ("bloom", "bloom-560m"): "f1bf140dc6df", ("bloom", "bloom-1b1"): "78b13e0ed798",
+    ("bloom", "bloom-1b7"): "6fa608b28cf7", ("bloom", "bloom-3b"): "58f6a93575ec", ("bloom", "bloom-7b1"): "06da52a8cc29"}
 
 
 def test_run_ids_are_those_existing_stores_hold():
@@ -73,28 +78,30 @@ def test_dependencies_come_first_once_and_must_be_done(tmp_path):
 
 
 def test_one_memory_model_for_plan_and_the_slurm_request():
-    """zero1: 4 + 4 bytes of weights and gradients per parameter on every task, 8 of AdamW's
-    moments shared by the tasks; a decay branch keeps the trunk's weights and moment share aside.
-    The SLURM request per task is that, plus MEM_BASE_MB, rounded up to 256 MB."""
+    """zero1 on CPU tasks: 4 + 4 bytes of weights and gradients per parameter on every task, 8 of
+    AdamW's moments shared by the tasks; a decay branch keeps the trunk's weights and moment share
+    on the host. The SLURM request per task is the model's host memory plus the training state
+    (on CPUs it lives in host memory) plus MEM_BASE_MB, rounded up to 256 MB."""
     spec = load_sweep(OLD_DEMO).runs[-1]
     n = param_counts(spec).total
-    one, eight = costs(spec), costs(spec, "zero1", 8)
-    assert (one.memory.weights, one.memory.gradients, one.memory.optimizer, one.memory.branch_copy) == (4 * n, 4 * n, 8 * n, 0)
-    assert eight.memory.total == pytest.approx(n * (8 + 8 / 8))
+    zero1 = EngineSpec(strategy="zero1")
+    one, eight = costs(spec), costs(spec, zero1, 8)
+    assert (one.memory.weights, one.memory.gradients, one.memory.optimizer) == (4 * n, 4 * n, 8 * n)
+    assert (eight.memory.weights, eight.memory.gradients, eight.memory.optimizer) == (4 * n, 4 * n, n)
     assert one.flops == 6 * n * spec.train.tokens and one.params.total == n
     branched = load_sweep(OLD_DEMO, ["budget.branches=true", "train.schedule=wsd"]).runs[-1]
-    with_branches = costs(branched, "zero1", 2)
+    with_branches = costs(branched, zero1, 2)
     n_b = with_branches.params.total
-    assert with_branches.memory.branch_copy == pytest.approx(4 * n_b + 8 * n_b / 2)
+    assert with_branches.memory.host == pytest.approx(4 * n_b + 8 * n_b / 2 + 4 * n_b)  # trunk copy + the model gathered
     assert with_branches.tokens_spent > with_branches.tokens and with_branches.flops == 6 * n_b * with_branches.tokens_spent
     partition = Partition("p", True, True, None, ("n1",), 16, 64_000, 0)
     for tasks in (1, 4):
-        request = resources_for(branched, SlurmSettings(tasks_per_run=tasks), partition)
-        per_task = costs(branched, "zero1", tasks).memory.total
-        assert request.mem_mb_per_node == tasks * 256 * math.ceil((MEM_BASE_MB + per_task / 2**20) / 256)
-    with pytest.raises(UserError, match="unknown parallel strategy 'fsdp'"):
-        costs(spec, "fsdp")
-    assert set(STRATEGIES) == {"zero1"}
+        request = resources_for(branched, SlurmSettings(tasks_per_run=tasks), partition, zero1)
+        mem = costs(branched, zero1, tasks).memory
+        assert request.mem_mb_per_node == tasks * 256 * math.ceil((MEM_BASE_MB + (mem.host + mem.total) / 2**20) / 256)
+    with pytest.raises(UserError, match="engine.strategy: 'deepspeed'; expected one of: auto, ddp, fsdp, zero1"):
+        costs(spec, EngineSpec(strategy="deepspeed"))
+    assert set(STRATEGIES) == {"ddp", "zero1", "fsdp"}
 
 
 def test_every_outcome_has_its_own_exit_status():

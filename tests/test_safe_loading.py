@@ -146,7 +146,7 @@ def test_checkpoints_hold_plain_data_and_restore_every_rng(tmp_path):
     brings the torch, numpy and Python RNGs back to where they were; a checkpoint written before
     checkpoints held plain data only (numpy's state as arrays) still loads."""
     np.random.seed(7), torch.manual_seed(7), random.seed(7)
-    save_checkpoint(tmp_path, {"model": {"w": torch.ones(2)}, "step": 1})
+    save_checkpoint(tmp_path, {"tensors": {"model.w": torch.ones(2)}, "step": 1})
     draws = (np.random.rand(3), torch.rand(3), random.random())
     state = torch.load(tmp_path / "latest.pt", weights_only=True)  # no safe globals added: plain data only
     assert isinstance(state["rng"]["numpy"]["state"]["key"], torch.Tensor)
@@ -156,7 +156,7 @@ def test_checkpoints_hold_plain_data_and_restore_every_rng(tmp_path):
     assert np.array_equal(draws[0], again[0]) and torch.equal(draws[1], again[1]) and draws[2] == again[2]
 
     np.random.seed(3)
-    torch.save({"model": {}, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
+    torch.save({"tensors": {}, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}},
                tmp_path / "latest.pt")
     expected = np.random.rand(3)
     np.random.seed(4)

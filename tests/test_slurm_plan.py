@@ -374,7 +374,12 @@ def test_plan_of_the_paper_sweep_before_its_text_lms_are_downloaded(tmp_path):
     assert len(seven) == 5 and all(" 7.62B " in line for line in seven)
     # 6·N·D at the sweep's 1.2e14 FLOP/s per GPU, 8 GPUs for 7B: 2e20 FLOPs -> 57.9 h of wall time
     assert any("2.00e+20" in line and "57.9h" in line for line in seven)
-    assert all("68.5GB" in line for line in seven)  # 7.62B x (8 + 8/8) bytes: ZeRO-1 over 8 GPUs
+    assert all(" fsdp x8 GPU " in line for line in seven)  # 16 bytes per parameter on each of 8 GPUs needs sharding
+    runs = [line.split() for line in lines if "-s0 " in line]
+    assert len(runs) == 20
+    for cells in runs:  # every run: a strategy, and memory per GPU under the 72.6 GiB usable of the sweep's 80G GPUs
+        assert cells[8].split("+")[0] in ("ddp", "zero1", "fsdp") and cells[10] == "GPU"
+        assert cells[12].endswith("G") and float(cells[12][:-1]) <= 72.6
     assert sum("planned with its published tokenizer's size" in line for line in lines) == 4
     assert "of task (GPU) time left" in out.stdout
     assert not (tmp_path / "store").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from scaling.models.build import build_model
 from scaling.spec import DataSpec, ModelSpec, RunSpec, TrainSpec
 from scaling.store import Store
 from scaling.train.loop import Trainer
-from scaling.train.speech_only import mean_target_nll, speech_only_loss, unit_targets
+from scaling.train.speech_only import speech_only_targets, unit_targets
 from tests.helpers import link_cache
 
 
@@ -63,19 +62,14 @@ def test_interleaved_and_textless_runs_score_the_same_units(cache):
     assert np.array_equal(keep_i, keep_s) and np.array_equal(units_i, units_s)
 
 
-def test_mean_nll_matches_a_hand_computation(cache):
-    prep = _prep(cache, "speech")
-    lay = prep.vocab.layout
-    model = build_model(resolve_model(ModelSpec(size="20k")), prep.vocab_size, prep.context, seed=0, pad_id=prep.pad_id).eval()
-    ids, mod = prep.speech_val_windows()
-    keep = unit_targets(ids, mod, lay.eos_id)
+def _hand_mean_nll(model, ids: np.ndarray, keep: np.ndarray) -> float:
+    """Mean NLL over the kept targets, one window at a time, log-softmax and gather by hand (float64)."""
     total = 0.0
     with torch.no_grad():
-        for window, mask in zip(ids, keep):  # one window at a time, log-softmax and gather by hand
+        for window, mask in zip(ids, keep):
             logp = torch.log_softmax(model(input_ids=torch.from_numpy(window[None, :-1])).logits[0].double(), -1)
             total -= float(logp[torch.arange(len(window) - 1), torch.from_numpy(window[1:])][torch.from_numpy(mask)].sum())
-    # float32 logits summed over a few hundred targets in two different orders: agreement to ~1e-6 relative
-    assert mean_target_nll(model, ids, keep, torch.device("cpu")) == pytest.approx(total / keep.sum(), rel=1e-5)
+    return total / keep.sum()
 
 
 def test_every_speech_run_reports_the_column_and_text_runs_do_not(tmp_path, cache):
@@ -90,15 +84,17 @@ def test_every_speech_run_reports_the_column_and_text_runs_do_not(tmp_path, cach
         trainer = Trainer(spec=spec, run=store.register(spec), prep=prep, model=model)
         assert trainer.train_to_budget() == "done"
         rows[mode] = trainer.run.evals()[-1]
-        if mode != "text":  # at most val_windows windows, scored in eval mode; training mode is restored
-            expected = speech_only_loss(model, prep, spec.data, 4, torch.device("cpu"))["loss_val_speech_only"]
-            assert model.training and rows[mode]["loss_val_speech_only"] == pytest.approx(expected, rel=1e-6)
+        if mode != "text":  # the unit targets of at most val_windows windows, scored in eval mode; training mode is restored
+            ids, mod = prep.speech_val_windows(limit=4)
+            expected = _hand_mean_nll(model.eval(), ids, unit_targets(ids, mod, prep.eos_id))
+            # float32 logits, the chunked loss and a hand float64 log-softmax over ~50 targets: ~1e-6 relative
+            assert rows[mode]["loss_val_speech_only"] == pytest.approx(expected, rel=1e-5)
     assert np.isfinite(rows["interleaved"]["loss_val_speech_only"]) and np.isfinite(rows["speech"]["loss_val_speech_only"])
     assert "loss_val_speech_only" not in rows["text"]
 
 
-def test_excluded_sources_leave_no_speech_only_column(cache):
+def test_excluded_sources_leave_no_speech_only_windows(cache):
     prep = _prep(cache, "speech")
-    model = build_model(resolve_model(ModelSpec(size="20k")), prep.vocab_size, prep.context, seed=0, pad_id=prep.pad_id)
-    spec = dataclasses.replace(DataSpec(mode="speech", corpus="tiny", context=16), val_exclude=("espeak",))
-    assert speech_only_loss(model, prep, spec, 4, torch.device("cpu")) == {}
+    assert speech_only_targets(prep, ("espeak",), 4) is None
+    inputs, labels, (keep,) = speech_only_targets(prep, (), 4)
+    assert len(inputs) == 4 and ((labels != -100).numpy() == keep).all()

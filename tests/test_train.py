@@ -88,7 +88,7 @@ def test_kill_9_mid_training_resumes_to_the_same_result(tmp_path, cache, straigh
     store = _store(tmp_path, cache)
     run = Store(store).register(spec)
     first = Timeline.of(spec).eval_steps[0]
-    proc = _train(store, spec.run_id, "--checkpoint-seconds", "1e9",  # checkpoints at evaluation points only
+    proc = _train(store, spec.run_id, "--checkpoint-every", "1000d",  # checkpoints at evaluation points only
                   fault=f"kill:step:{first + 3}" if fault == "step" else "kill:checkpoint:2")
     output = proc.communicate(timeout=600)[0]
     assert proc.returncode == -signal.SIGKILL, output

@@ -79,8 +79,9 @@ def _build(args: argparse.Namespace) -> int:
     for m in modes:
         if m not in MODES:
             raise UserError(f"--modes {args.modes!r}: unknown mode {m!r}; expected some of {', '.join(MODES)}")
-    from scaling.data.build import effective_sources, source_streams
+    from scaling.data.build import corpus_key, effective_sources, source_streams
 
+    corpus_key(config)  # reads the sentences file: a bad one is refused before anything is written
     modes = [m for m in modes if any(source_streams(s, MODE_STREAMS[m]) for s in effective_sources(config))]
     cache = Path(args.cache)
     tokenizer = args.tokenizer or config.tokenizer or None

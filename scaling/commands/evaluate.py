@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             raise unknown_choice("benchmark (offline set, name under official in eval.yaml, or an existing path)", name,
                                  list(OFFLINE_SETS) + list(settings.official) + ["all"])
-    target = load_target(ref, corpus=args.corpus, device=device, context=args.context, trust_pickles=args.trust_pickles)
+    from scaling.train.state import load_trunk_weights
+
+    target = load_target(ref, corpus=args.corpus, device=device, context=args.context, trust_pickles=args.trust_pickles,
+                         checkpoint_weights=load_trunk_weights)
     benches = Benchmarks(target.corpus_config, cache, speech=target.vocab.speech, limit=args.pairs, official=official, progress=True,
                          corpus=target.corpus)
     directions = tuple(args.direction) if args.direction else None

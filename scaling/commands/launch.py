@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     store.ensure_writable()
     name = resolve(args.executor or sweep.config.get("executor", "local"))
     executor = open_executor(name, store, executor_options(name, args, sweep.config), dry_run=args.dry_run,
-                             sweep=sweep.name, source=sweep.source, mirrors=sweep.mirrors, say=lambda line: print(line, flush=True))
+                             sweep=sweep.name, source=sweep.source, mirrors=sweep.mirrors, engine=sweep.engine,
+                             say=lambda line: print(line, flush=True))
     if not args.dry_run:
         store.record_sweep(sweep.name, [r.run_id for r in sweep.runs], sweep.source)
     handles = executor.submit(with_dependencies(list(sweep.runs)))

@@ -12,7 +12,9 @@ Cost is kept small (in the demo, a run's training is often shorter than one pass
 each set is cut to the store's ``pairs`` setting (default 64, see
 :mod:`scaling.evaluation.settings`); cross-modal and text-LM columns of speech models are scored
 at final points only; the sets are built once per corpus in the store cache and loaded once per
-run; and the text-LM reference (``acc_*_textlm``) is scored once per run.
+run; and the text-LM reference (``acc_*_textlm``) is scored once per text LM and benchmark, and
+cached in the store (:mod:`scaling.evaluation.reference_cache`), so runs read it rather than load
+the text LM onto their training device again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.evaluation.offline import Unavailable
+from scaling.evaluation.reference_cache import load_reference, reference_recipe, save_reference
 from scaling.evaluation.settings import EvalSettings, load_settings
 from scaling.evaluation.suite import Benchmarks, Task, choose_tasks, run_tasks, write_pair_scores
 from scaling.evaluation.tokens import ModelVocab
@@ -58,10 +61,7 @@ def benchmark_metrics(point) -> dict[str, float]:
                         context=point.spec.data.context, device=point.device)
     lm_tasks = [t for t in due if t.text_lm and t.column not in ctx.text_lm_results]
     if lm_tasks:
-        text_lm = _load_text_lm(ctx.store_root, point.spec, point.device)
-        for r in run_tasks(None, ctx.vocab, lm_tasks, ctx.benches, mask_other_modality=ctx.settings.mask_other_modality,
-                           score=ctx.settings.score, device=point.device, text_lm=text_lm):
-            ctx.text_lm_results[r.column] = r
+        _text_lm_references(ctx, lm_tasks, point)
     results += [ctx.text_lm_results[t.column] for t in due if t.text_lm]
     name = f"step{step:08d}.csv" if point.branch is None else f"branch{point.branch}-step{step:08d}.csv"
     write_pair_scores(point.run.path / "benchmarks" / name, results)
@@ -96,14 +96,29 @@ def _available(benches: Benchmarks, name: str) -> bool:
     return True
 
 
-def _load_text_lm(store_root: Path, spec, device):
-    """(model, ModelVocab) of the text LM a run was initialised from."""
+def _text_lm_references(ctx: _RunContext, tasks: list[Task], point) -> None:
+    """The text-LM reference results of ``tasks`` into ``ctx.text_lm_results``: from the store's
+    cache (:mod:`scaling.evaluation.reference_cache`), else scored by the text LM, loaded only then,
+    and cached for every later run of that text LM."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from scaling.store import Store
     from scaling.runs.graph import text_lm_dir
+    from scaling.store import Store
 
-    path = text_lm_dir(Store(store_root), spec)
-    model = load_pretrained(AutoModelForCausalLM, path, "text LM", dtype=torch.float32).to(device)
-    return model, ModelVocab.from_dir(path)
+    path = text_lm_dir(Store(ctx.store_root), point.spec)
+    mask, score = ctx.settings.mask_other_modality, ctx.settings.score
+    recipes = {t.column: reference_recipe(path, t, ctx.benches.get(t.bench), score, mask) for t in tasks}
+    cache = ctx.store_root / "cache"
+    for t in tasks:
+        cached = load_reference(cache, recipes[t.column])
+        if cached is not None:
+            ctx.text_lm_results[t.column] = cached
+    missing = [t for t in tasks if t.column not in ctx.text_lm_results]
+    if not missing:
+        return
+    text_lm = (load_pretrained(AutoModelForCausalLM, path, "text LM", dtype=torch.float32).to(point.device), ModelVocab.from_dir(path))
+    for r in run_tasks(None, ctx.vocab, missing, ctx.benches, mask_other_modality=mask, score=score, device=point.device,
+                       text_lm=text_lm):
+        ctx.text_lm_results[r.column] = r
+        save_reference(cache, recipes[r.column], r)

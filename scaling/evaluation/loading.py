@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from scaling.errors import UserError
 from scaling.evaluation.tokens import ModelVocab
 from scaling.reading import UnreadableFile, load_pretrained, load_tensors
+
+#: fills a model (one process) from a run's checkpoint: (its latest.pt, the state read from it, the model)
+WeightsReader = Callable[[Path, dict, torch.nn.Module], None]
 
 
 @dataclass
@@ -73,10 +76,13 @@ def resolve_target(target: str, store: str | None) -> TargetRef:
 
 
 def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, context: int | None = None,
-                trust_pickles: bool = False) -> Target:
+                trust_pickles: bool = False, checkpoint_weights: WeightsReader | None = None) -> Target:
     """Load a resolved target on ``device``; ``corpus``: the corpus of a model directory;
     ``context``: scoring context in tokens instead of the target's own (see the module doc);
-    ``trust_pickles``: let model directories load pickled weights (:func:`scaling.reading.load_pretrained`)."""
+    ``trust_pickles``: let model directories load pickled weights (:func:`scaling.reading.load_pretrained`);
+    ``checkpoint_weights``: how a run's checkpoint fills its model (training's format:
+    :func:`scaling.train.state.load_trunk_weights`, which the command passes; needed for runs
+    scored from their checkpoint)."""
     from transformers.utils import logging as hf_logging
 
     from scaling.data.config import resolve_corpus
@@ -87,7 +93,7 @@ def load_target(ref: TargetRef, *, corpus: str | None, device: torch.device, con
     if ref.model_dir is not None:
         target = _model_dir(ref.model_dir, config, device, trust_pickles)
     else:
-        target = _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device, trust_pickles)
+        target = _run(Store(ref.store_root), ref.run, ref.checkpoint, config, device, trust_pickles, checkpoint_weights)
     if context is not None:
         target.context = context
     return target
@@ -107,7 +113,8 @@ def _model_dir(path: Path, corpus_config, device: torch.device, trust_pickles: b
                   config_context(model))
 
 
-def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device, trust_pickles: bool) -> Target:
+def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.device, trust_pickles: bool,
+         checkpoint_weights: WeightsReader | None) -> Target:
     from transformers import AutoModelForCausalLM
 
     from scaling.data.config import resolve_corpus
@@ -126,15 +133,14 @@ def _run(store, run, checkpoint: Path | None, corpus_config, device: torch.devic
         if not checkpoint.is_file():
             raise UserError(f"run {run.run_id} has no exported model and no checkpoint {str(checkpoint)!r} yet; expected a run that has trained")
         state = load_tensors(checkpoint)
-        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        if not isinstance(state, dict) or not isinstance(state.get("tensors", state.get("sharded")), dict):
             raise UnreadableFile(f"checkpoint {str(checkpoint)!r} holds no model state; expected a checkpoint written by scaling")
+        if checkpoint_weights is None:
+            raise UserError(f"run {run.run_id} has no exported model; scoring its checkpoint {str(checkpoint)!r} needs the reader "
+                            "of training's checkpoints (scaling eval passes it)")
         built = materialise(spec, store)
         prep, model = built.data, built.model
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise UnreadableFile(f"checkpoint {str(checkpoint)!r} does not fit run {run.run_id}'s model "
-                                 f"({str(exc).strip().splitlines()[0]})") from None
+        checkpoint_weights(checkpoint, state, model)
         source = f"{checkpoint} (step {state.get('step')})"
     text_lm = None
     if lm_dir is not None:

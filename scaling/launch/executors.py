@@ -14,7 +14,7 @@ from scaling.errors import UserError, unknown_choice
 from scaling.launch.local import LocalExecutor
 from scaling.launch.protocol import Executor
 from scaling.launch.slurm import SlurmExecutor
-from scaling.spec import MirrorSpec
+from scaling.spec import EngineSpec, MirrorSpec
 from scaling.store import Store
 
 EXECUTORS: dict[str, type] = {"local": LocalExecutor, "slurm": SlurmExecutor}
@@ -36,14 +36,16 @@ def resolve(name: str) -> str:
 
 def open_executor(name: str, store: Store, options: Mapping[str, Any] | None = None, *, dry_run: bool = False,
                   sweep: str = "", source: str = "", mirrors: MirrorSpec = MirrorSpec(),
-                  say: Callable[[str], None] = print) -> Executor:
+                  engine: EngineSpec = EngineSpec(), say: Callable[[str], None] = print) -> Executor:
     """The executor registered as ``name`` on ``store``, with its settings ``options`` (field →
     value, None for unset; unknown fields are errors); ``dry_run``: check, submit nothing;
     ``sweep`` / ``source``: the sweep's name and file, for job names and messages; ``mirrors``:
-    where the runs it trains also send their rows."""
+    where the runs it trains also send their rows; ``engine``: how they train (strategy,
+    checkpointing, intervals, timeouts)."""
     if name not in EXECUTORS:
         raise unknown_choice("executor", name, EXECUTORS)
-    return EXECUTORS[name](store, options or {}, dry_run=dry_run, sweep=sweep, source=source, mirrors=mirrors, say=say)
+    return EXECUTORS[name](store, options or {}, dry_run=dry_run, sweep=sweep, source=source, mirrors=mirrors, engine=engine,
+                           say=say)
 
 
 def recorded_executor(store: Store) -> str:

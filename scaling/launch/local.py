@@ -30,7 +30,7 @@ from scaling.errors import UserError
 from scaling.launch.protocol import Handle, RunState, StateReport
 from scaling.runs.graph import dependencies
 from scaling.runs.outcome import Outcome
-from scaling.spec import MirrorSpec, RunSpec, from_dict
+from scaling.spec import EngineSpec, MirrorSpec, RunSpec, from_dict
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, RunDir, Store, now, observed_state
 
 TRAINER_MODULE = "scaling.train.entry"
@@ -50,8 +50,10 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, store: Store, options: Mapping[str, Any], *, dry_run: bool = False, sweep: str = "",
-                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), say: Callable[[str], None] = print, poll: float = 0.5):
+                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), engine: EngineSpec = EngineSpec(),
+                 say: Callable[[str], None] = print, poll: float = 0.5):
         self.store, self.dry_run, self.mirrors, self.say, self.poll = store, dry_run, mirrors, say, poll
+        self.engine = engine.validate()
         self.label = f"sweep {sweep}" if sweep else "runs"
         self.settings = from_dict(LocalSettings, {k: v for k, v in options.items() if v is not None}, "local")
         if self.settings.max_parallel < 1:
@@ -153,7 +155,7 @@ class LocalExecutor:
 
     def _start(self, spec: RunSpec, threads: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", TRAINER_MODULE, str(self.store.root), spec.run_id, "--threads", str(threads),
-               *self.mirrors.trainer_flags()]
+               *self.mirrors.trainer_flags(), *self.engine.trainer_flags()]
         env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
         with open(self.store.run(spec.run_id).log_file, "a") as log:
             return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -12,7 +12,7 @@ The ``slurm:`` section of a sweep file (every key optional; unknown keys are err
       gpus_per_node: 8          # runs with more GPUs than this span ceil(gpus/gpus_per_node) nodes
       tasks_per_run: 1          # CPU-only runs: data-parallel processes
       cpus_per_task: 8          # default: 8 with GPUs, else 1 (also the torch thread count)
-      mem_per_task: 64G         # default: 2 GiB + the task's training state (scaling.runs.costs), rounded up to 256 MB
+      mem_per_task: 64G         # default: 2 GiB + the task's host memory (scaling.runs.costs), rounded up to 256 MB
       time: ""                  # a fixed limit ('90', '45m', '2h', '1-00:00:00'); default: estimated
       throughput: 1.0e14        # assumed 6·N·D FLOP/s per task (default 1e14 per GPU, 5e9 per CPU task)
       time_factor: 2.0          # safety factor on the estimated time
@@ -31,10 +31,11 @@ The ``slurm:`` section of a sweep file (every key optional; unknown keys are err
       by_params:                # size-dependent overrides: every rule with min_params <= N applies
         - {min_params: 1B, gpus_per_run: 4, mem_per_task: 128G}
 
-The default memory per task is what ``scaling plan`` shows as mem/task (the one memory model,
-:func:`scaling.runs.costs.costs`, under the ``zero1`` strategy the trainer runs, over the run's
-tasks) plus :data:`MEM_BASE_MB`: on a GPU run it bounds what the host holds of the same state
-(loading a checkpoint, a decay branch's trunk copy). Estimated time limit = 6·N_total·D_spent /
+The default memory per task is :func:`task_memory_mb`: the host memory of the one memory model
+(:func:`scaling.runs.costs.costs`, under the sweep's ``engine:`` settings and the run's tasks: a
+decay branch's trunk copy, the model gathered for export; on CPU-only runs the training state
+itself) plus :data:`MEM_BASE_MB`. On GPU runs the same model says how much each GPU holds, and a
+run that fits its GPUs under no allowed layout is refused here, naming the run and the memory. Estimated time limit = 6·N_total·D_spent /
 (throughput × tasks) × time_factor (D_spent: decay branches included), clamped to
 [min_time, max_time] and rounded up to the next step of :data:`TIME_STEPS_MIN`, so that runs
 of similar cost share one array. A run that outlives its limit is checkpointed and requeued.
@@ -50,8 +51,8 @@ from typing import Any
 
 from scaling.errors import UserError
 from scaling.launch.scheduler import Partition, parse_time_minutes
-from scaling.runs.costs import costs, param_counts
-from scaling.spec import RunSpec, from_dict, parse_count
+from scaling.runs.costs import Costs, Device, costs, param_counts
+from scaling.spec import EngineSpec, RunSpec, from_dict, parse_bytes, parse_count
 
 TIME_STEPS_MIN = (5, 10, 15, 30, 60, 120, 240, 480, 720, 1440, 2880, 4320, 7200, 10080)
 GPU_THROUGHPUT = 1e14  # 6·N·D FLOP/s per GPU assumed when the sweep gives none (~30-40% MFU on an A100)
@@ -164,11 +165,7 @@ def duration_minutes(value: Any, what: str) -> int:
 
 def memory_mb(value: Any, what: str) -> int:
     """'16G', '2500M', '1.5T', 4096 (MB) → MB (SLURM's convention: 1G = 1024M)."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", str(value).strip(), re.IGNORECASE)
-    if not match:
-        raise UserError(f"{what} = {value!r}: expected a memory size such as 16G or 2500M")
-    scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024**2}[match.group(2).upper()]
-    mb = math.ceil(float(match.group(1)) * scale)
+    mb = math.ceil(parse_bytes(value, what) / 2**20)
     if mb < 1:
         raise UserError(f"{what} = {value!r}: expected a positive memory size")
     return mb
@@ -236,8 +233,16 @@ def time_step(minutes: int) -> int:
     return next((step for step in TIME_STEPS_MIN if step >= minutes), minutes)
 
 
-def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) -> Resources:
-    """The request of one run on ``partition``; UserError when the partition cannot satisfy it."""
+def task_memory_mb(cost: Costs, gpu: bool) -> int:
+    """Host memory per task, in MB rounded up to 256: :data:`MEM_BASE_MB`, the host part of the
+    memory model, and on CPU-only runs the training state itself (:mod:`scaling.runs.costs`)."""
+    state = cost.memory.host + (0.0 if gpu else cost.memory.total)
+    return 256 * math.ceil((MEM_BASE_MB + state / 2**20) / 256)
+
+
+def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition, engine: EngineSpec = EngineSpec()) -> Resources:
+    """The request of one run on ``partition`` under the sweep's ``engine`` settings; UserError when
+    the partition cannot satisfy it, or when the run fits its GPUs under no allowed layout."""
     n_params = param_counts(spec).total
     s = settings.for_params(n_params)
     if s.gpus_per_run:
@@ -248,9 +253,9 @@ def resources_for(spec: RunSpec, settings: SlurmSettings, partition: Partition) 
     else:
         nodes, tasks_per_node, gpus_per_node = 1, s.tasks_per_run, 0
     cpus = s.cpus_per_task or (8 if s.gpus_per_run else 1)
-    cost = costs(spec, "zero1", nodes * tasks_per_node)
-    mem_task = memory_mb(s.mem_per_task, "slurm.mem_per_task") if s.mem_per_task else \
-        256 * math.ceil((MEM_BASE_MB + cost.memory.total / 2**20) / 256)
+    gpu = bool(s.gpus_per_run)
+    cost = costs(spec, engine, nodes * tasks_per_node, Device.gpus(engine) if gpu else Device())
+    mem_task = memory_mb(s.mem_per_task, "slurm.mem_per_task") if s.mem_per_task else task_memory_mb(cost, gpu)
     if s.time:
         minutes = duration_minutes(s.time, "slurm.time")
     else:

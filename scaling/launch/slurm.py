@@ -42,7 +42,7 @@ from scaling.launch.resources import Resources, SlurmSettings, resources_for
 from scaling.launch.scheduler import SchedulerError, TransientSchedulerError, slurm_available, with_retries
 from scaling.launch.snapshot import Snapshot, prune_snapshots, snapshot_code
 from scaling.runs.graph import dependencies
-from scaling.spec import MirrorSpec, RunSpec
+from scaling.spec import EngineSpec, MirrorSpec, RunSpec
 from scaling.store import FINAL_STATES, Lease, RunDir, Store, now, observed_state
 
 LOCAL_FILESYSTEMS = ("tmpfs", "ramfs", "devtmpfs")
@@ -118,12 +118,13 @@ def decide(store: Store, specs: list[RunSpec], jobs_by_run: dict[str, list[JobRe
 
 
 def group_arrays(decisions: list[Decision], settings: SlurmSettings, partition: scheduler.Partition,
-                 max_array_size: int) -> list[ArrayRequest]:
-    """Group the runs to submit into arrays (wave, resources, dependencies), split below ``max_array_size``."""
+                 max_array_size: int, engine: EngineSpec = EngineSpec()) -> list[ArrayRequest]:
+    """Group the runs to submit into arrays (wave, resources under ``engine``, dependencies), split
+    below ``max_array_size``."""
     groups: dict[tuple, list[RunSpec]] = {}
     for d in decisions:
         if d.action == "submit":
-            key = (d.wave, resources_for(d.spec, settings, partition), d.after_jobs, d.after_runs)
+            key = (d.wave, resources_for(d.spec, settings, partition, engine), d.after_jobs, d.after_runs)
             groups.setdefault(key, []).append(d.spec)
     size = min(max_array_size, settings.max_array_size or max_array_size)
     arrays = []
@@ -165,7 +166,7 @@ def validate(arrays: list[ArrayRequest], say: Callable[[str], None]) -> None:
 
 
 def submit_array(store_root: Path, array: ArrayRequest, settings: SlurmSettings, snapshot: Snapshot, sweep: str,
-                 mirrors: MirrorSpec, dependency: list[str]) -> list[str]:
+                 mirrors: MirrorSpec, dependency: list[str], engine: EngineSpec = EngineSpec()) -> list[str]:
     """One sbatch call through Submitit; returns the job keys in run order. Stray files of a failed call are removed."""
     import submitit
 
@@ -186,7 +187,8 @@ def submit_array(store_root: Path, array: ArrayRequest, settings: SlurmSettings,
     executor.update_parameters(job_name=f"scaling-{sweep}", time=res.time_min, nodes=res.nodes, ntasks_per_node=res.tasks_per_node,
                                signal_delay_s=settings.signal_delay, array_parallelism=settings.array_parallelism,
                                setup=setup, srun_args=srun_args, additional_parameters=additional)
-    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues, mirrors=mirrors) for spec in array.runs]
+    calls = [TrainJob(str(store_root), spec.run_id, max_requeues=settings.max_requeues, mirrors=mirrors, engine=engine)
+             for spec in array.runs]
     before = set(folder.iterdir())
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # Submitit echoes sbatch's stderr; the error below carries it
@@ -212,8 +214,10 @@ class SlurmExecutor:
     name = "slurm"
 
     def __init__(self, store: Store, options: Mapping[str, Any], *, dry_run: bool = False, sweep: str = "",
-                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), say: Callable[[str], None] = print):
+                 source: str = "", mirrors: MirrorSpec = MirrorSpec(), engine: EngineSpec = EngineSpec(),
+                 say: Callable[[str], None] = print):
         self.settings = SlurmSettings.from_config(dict(options))
+        self.engine = engine.validate()
         self.store = Store(store.root.resolve())  # jobs on other nodes find the store by an absolute path
         self.dry_run, self.sweep, self.source, self.mirrors, self.say = dry_run, sweep, source, mirrors, say
 
@@ -246,10 +250,10 @@ class SlurmExecutor:
                 cluster = with_retries(scheduler.cluster_info, say=say)
                 partition = cluster.partition(settings.partition or None)
                 check_store_visible(store.root, partition)
-                arrays = group_arrays(decisions, settings, partition, cluster.max_array_size)
+                arrays = group_arrays(decisions, settings, partition, cluster.max_array_size, self.engine)
                 validate(arrays, say)
                 if not self.dry_run:
-                    submit_all(store, manifest, arrays, settings, snapshot_code(store), self.sweep, self.mirrors, say)
+                    submit_all(store, manifest, arrays, settings, snapshot_code(store), self.sweep, self.mirrors, say, self.engine)
         print_arrays(self.sweep, self.source, decisions, arrays, settings, say, submitted=not self.dry_run)
         job_of = {spec.run_id: job for a in arrays for spec, job in zip(a.runs, a.job_ids)}
         return [Handle(d.spec.run_id, job=job_of.get(d.spec.run_id, d.after_jobs[-1] if d.action == "live" else ""),
@@ -299,7 +303,7 @@ class SlurmExecutor:
 
 
 def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayRequest], settings: SlurmSettings, snapshot: Snapshot,
-               sweep: str, mirrors: MirrorSpec, say: Callable[[str], None]) -> None:
+               sweep: str, mirrors: MirrorSpec, say: Callable[[str], None], engine: EngineSpec = EngineSpec()) -> None:
     """Submit the arrays in wave order, throttled; record each in the manifest as soon as it exists."""
     throttle = scheduler.Throttle(settings.submit_interval)
     job_of_run: dict[str, str] = {}
@@ -308,7 +312,7 @@ def submit_all(store: Store, manifest: Manifest, arrays: list[ArrayRequest], set
 
         def call() -> list[str]:
             with throttle:
-                return submit_array(store.root, array, settings, snapshot, sweep, mirrors, dependency)
+                return submit_array(store.root, array, settings, snapshot, sweep, mirrors, dependency, engine)
 
         try:
             array.job_ids = with_retries(call, delay=max(0.2, 2 * settings.submit_interval), say=say)

@@ -38,7 +38,7 @@ import submitit
 from scaling.launch.scheduler import check, run_slurm, with_retries
 from scaling.launch.snapshot import package_dir
 from scaling.runs.outcome import Outcome
-from scaling.spec import MirrorSpec
+from scaling.spec import EngineSpec, MirrorSpec
 from scaling.train.signals import StopSignal
 
 
@@ -46,12 +46,13 @@ class TrainJob(submitit.helpers.Checkpointable):
     """Train run ``run_id`` of the store at ``store_root`` inside a SLURM job (see the module docstring)."""
 
     def __init__(self, store_root: str, run_id: str, max_requeues: int = 10, lease_wait: float = 150.0,
-                 mirrors: MirrorSpec = MirrorSpec()):
+                 mirrors: MirrorSpec = MirrorSpec(), engine: EngineSpec = EngineSpec()):
         self.store_root = store_root
         self.run_id = run_id
         self.max_requeues = max_requeues
         self.lease_wait = lease_wait
         self.mirrors = mirrors
+        self.engine = engine
 
     def __call__(self) -> str:
         from scaling.store import FINAL_STATES, Store
@@ -74,7 +75,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         deadline = time.monotonic() + self.lease_wait
         while True:
             state = train_run(self.store_root, self.run_id, threads=threads, should_stop=stop, progress=log.progress,
-                              mirrors=self.mirrors)
+                              mirrors=self.mirrors, engine=self.engine)
             if state != Outcome.BUSY or stop() or time.monotonic() > deadline:
                 break
             time.sleep(5)

@@ -14,14 +14,15 @@ from scaling.spec import ModelSpec
 
 
 def build_model(model: ModelSpec, vocab_size: int, context: int, seed: int, pad_id: int | None = None) -> torch.nn.Module:
-    """A freshly initialised causal LM (fp32, SDPA attention), deterministic given ``seed``."""
+    """A freshly initialised causal LM (fp32, the family's attention: SDPA, or eager for ALiBi),
+    deterministic given ``seed``."""
     from transformers import AutoModelForCausalLM
 
     if model.family not in FAMILIES:
         raise unknown_choice("model.family", model.family, FAMILIES)
     torch.manual_seed(seed)
     config = FAMILIES[model.family].config(model, vocab_size, context, pad_id)
-    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    return AutoModelForCausalLM.from_config(config, attn_implementation=FAMILIES[model.family].attention, dtype=torch.float32)
 
 
 def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int | None = None) -> torch.nn.Module:
@@ -40,7 +41,7 @@ def load_text_lm(path: str | Path, vocab_size: int, seed: int, n_text_vocab: int
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"init_from = {str(path)!r}: expected a local text-LM directory with config.json")
-    lm = load_pretrained(AutoModelForCausalLM, path, "init_from text LM", attn_implementation="sdpa", dtype=torch.float32)
+    lm = load_pretrained(AutoModelForCausalLM, path, "init_from text LM", dtype=torch.float32)
     rows = lm.get_input_embeddings().weight.shape[0]
     n_text = rows if n_text_vocab is None else n_text_vocab
     if n_text > rows:

@@ -11,7 +11,8 @@ of the same model. From N the rule derives, as nanochat does from depth, a whole
 * d = sqrt(N / (12·L)) rounded down to a multiple of the head width (32 below 256, 64 below 2048,
   128 above), heads = d / head width;
 * finally d_ff is solved so that the count hits N (to within a multiple of 8): the target is met
-  to well under 5 % at every size.
+  to well under 5 % at every size (a family that fixes its MLP width, as bloom's 4·d, keeps it;
+  its blocks are then about 12·d² as the rule assumes).
 
 Shapes. A size written ``LxD`` (``2x32``, ``4x64``) is a shape rather than a count: L blocks of
 width d, heads of the rule's head width, and the family's usual MLP width (d_ff = 8/3·d rounded to
@@ -20,7 +21,7 @@ count rule leaves d at 32 and one block below ~50k and grows only d_ff, which ad
 ladder of shapes grows depth and width together instead (the embedded demo uses one).
 
 Named sizes reproduce published architectures (Cuervo & Marxer's textless ladder, Qwen2.5,
-OPT-125M, Llama-3.2-3B) for cluster sweeps. What differs between families (block layout, norms,
+OPT-125M, Llama-3.2-3B, SmolLM2, Pythia, BLOOM) for cluster sweeps. What differs between families (block layout, norms,
 positions, named sizes) is each family's record in :mod:`scaling.models.families`.
 """
 
@@ -53,6 +54,23 @@ class ParamCounts(NamedTuple):
 
 def _head_width(d: float) -> int:
     return 32 if d < 256 else 64 if d < 2048 else 128
+
+
+def _heads(d: int) -> int:
+    """Attention heads of width ``d`` in a family whose widths are multiples of 8: about
+    :func:`_head_width` wide, dividing ``d``."""
+    heads = max(1, round(d / _head_width(d)))
+    while d % heads:
+        heads -= 1
+    return heads
+
+
+def _fixed_ff_params(model: ModelSpec, n_layers: int, d: int) -> int:
+    """Non-embedding parameters of ``model``'s family (one whose FFN width is fixed by the width)
+    at ``n_layers`` × ``d``."""
+    family = FAMILIES[model.family]
+    shape = dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=_heads(d), n_kv_heads=_heads(d), d_ff=family.fixed_d_ff(d))
+    return count_params(shape, vocab_size=1).non_embedding
 
 
 def resolve_model(model: ModelSpec) -> ModelSpec:
@@ -88,11 +106,14 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     head = _head_width(d_raw)
     d = max(head, int(d_raw // head) * head)
     heads = d // head
-    per_block = target / n_layers
-    block_params = FAMILIES[model.family].block_params
-    base = block_params(d, 0, heads, heads)
-    per_ff = block_params(d, 1, heads, heads) - base
-    d_ff = max(8, round((per_block - base) / per_ff / 8) * 8)
+    family = FAMILIES[model.family]
+    if family.fixed_d_ff is not None:  # the FFN width follows the width: hit the target with the width, in steps of 8
+        d = min(range(8, 2 * int(d_raw) + 16, 8), key=lambda w: abs(_fixed_ff_params(model, n_layers, w) - target))
+        heads, d_ff = _heads(d), family.fixed_d_ff(d)
+    else:
+        base = family.block_params(d, 0, heads, heads)
+        per_ff = family.block_params(d, 1, heads, heads) - base
+        d_ff = max(8, round((target / n_layers - base) / per_ff / 8) * 8)
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 

@@ -10,9 +10,9 @@ that holds anything else is refused (:class:`~scaling.reading.UnsafeFile`); one 
 (:class:`~scaling.reading.UnreadableFile`: truncated, damaged) is moved aside by
 :func:`set_aside` so that the run can start again.
 
-A run trained by several processes keeps AdamW's state sharded (ZeRO-1): each rank also writes
-``optimizer-<tag>.rank<r>.pt`` before ``latest.pt`` names ``tag``, and removes its older shards
-only after, so ``latest.pt`` always names shards that exist.
+A run trained by several processes writes its tensors as a sharded checkpoint first
+(:mod:`scaling.train.sharded`, also read without running code); its ``latest.pt`` holds the rest
+and names that checkpoint.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     state = load_tensors(path)
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or not {"tensors", "sharded"} & state.keys():
         raise UnreadableFile(f"checkpoint {str(path)!r} holds no model state; expected a checkpoint written by scaling")
     if state.get("rng"):
         set_rng_state(state["rng"])
@@ -88,25 +88,3 @@ def _write(path: Path, obj: Any) -> None:
         fault_point("checkpoint", path)
 
     atomic_write(path, write)
-
-
-def _shard_path(directory: Path, tag: str, rank: int) -> Path:
-    return directory / f"optimizer-{tag}.rank{rank}.pt"
-
-
-def save_shard(directory: Path, tag: str, rank: int, shard: dict[str, Any]) -> None:
-    """Write this rank's optimizer shard of checkpoint ``tag`` atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(_shard_path(directory, tag, rank), shard)
-
-
-def load_shard(directory: Path, tag: str, rank: int) -> dict[str, Any]:
-    """This rank's optimizer shard of checkpoint ``tag`` (tensors and plain data only)."""
-    return load_tensors(_shard_path(directory, tag, rank), "optimizer shard")
-
-
-def drop_shards(directory: Path, rank: int, keep: str) -> None:
-    """Remove this rank's shards of every checkpoint but ``keep``."""
-    for path in directory.glob(f"optimizer-*.rank{rank}.pt"):
-        if path != _shard_path(directory, keep, rank):
-            path.unlink(missing_ok=True)

@@ -1,16 +1,17 @@
 """torch.distributed set-up from the environment (torchrun or SLURM tasks).
 
 A run given several processes trains data-parallel: every rank reads its slice of the same
-global batch (:func:`rank_rows`), and the trainer wraps its model in
-``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL on GPU), which all-reduces
-gradients in buckets while the backward pass of each step's last micro-batch still runs, and keeps
-AdamW's state sharded over the ranks (ZeRO-1; see :mod:`scaling.train.checkpoint`).
+global batch (:func:`rank_rows`), and the trainer wraps its model by the run's strategy
+(:mod:`scaling.train.parallel`; gloo on CPU, NCCL on GPU). A rank waits at a collective for at
+most the collective timeout (``engine.collective_timeout``) before the run fails, rather than
+forever.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -37,8 +38,9 @@ def world_from_env() -> World:
     return World()
 
 
-def init_process_group(world: World) -> None:
-    """Join the process group when there are several ranks (MASTER_ADDR/PORT from the environment)."""
+def init_process_group(world: World, timeout_s: float = 1800.0) -> None:
+    """Join the process group when there are several ranks (MASTER_ADDR/PORT from the environment);
+    a collective that waits more than ``timeout_s`` seconds fails."""
     if world.size == 1 or dist.is_initialized():
         return
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
@@ -46,7 +48,7 @@ def init_process_group(world: World) -> None:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(world.local_rank)
-    dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+    dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=timedelta(seconds=timeout_s))
 
 
 def rank_rows(batch_size: int, world: World) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from scaling.runs.materialise import materialise
 from scaling.runs.outcome import Outcome
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, Store, now
 from scaling.train.distributed import World, init_process_group, world_from_env
-from scaling.spec import MirrorSpec
+from scaling.spec import EngineSpec, MirrorSpec, parse_seconds
 from scaling.train.metrics import progress_line
 from scaling.train.mirrors import open_mirrors
 from scaling.train.signals import StopSignal
@@ -38,10 +38,11 @@ def pick_device() -> torch.device:
 
 def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None,
               should_stop: Callable[[], bool] = lambda: False, progress: Callable | None = None,
-              checkpoint_seconds: float = 60.0, mirrors: MirrorSpec = MirrorSpec()) -> Outcome:
+              engine: EngineSpec = EngineSpec(), mirrors: MirrorSpec = MirrorSpec()) -> Outcome:
     """Train run ``run_id`` of the store to completion (resuming); returns how this attempt ended
     (an :class:`~scaling.runs.outcome.Outcome`: done, diverged, stopped, busy or skipped; an error
-    marks the run failed and propagates). ``mirrors``: where rank 0 also sends the run's rows."""
+    marks the run failed and propagates). ``engine``: strategy, checkpointing, intervals and
+    timeouts (:class:`~scaling.spec.EngineSpec`); ``mirrors``: where rank 0 also sends the run's rows."""
     from scaling.train.loop import Trainer, export_model, host_info
 
     if threads:
@@ -52,7 +53,8 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
         raise UserError(f"unknown run {run_id!r} in store {str(store_root)!r}")
     world = world_from_env()
     spec = run.spec()
-    init_process_group(world)
+    engine.validate()
+    init_process_group(world, parse_seconds(engine.collective_timeout, "engine.collective_timeout"))
     device = pick_device()
     decision, lease = claim(run, world, device)
     if decision is not None:
@@ -69,17 +71,21 @@ def train_run(store_root: str | Path, run_id: str, *, threads: int | None = None
                               error=None, note=None, resumed_from_step=None, **host_info(), world_size=world.size)
         built = materialise(spec, store)
         trainer = Trainer(spec=spec, run=run, prep=built.data, model=built.model, world=world, device=device,
-                          should_stop=should_stop, checkpoint_seconds=checkpoint_seconds, on_eval=_benchmark_hook(), mirror=mirror)
+                          should_stop=should_stop, engine=engine, on_eval=_benchmark_hook(), mirror=mirror)
         if world.is_main:
-            run.update_status(micro_batch=trainer.micro_batch)
+            layout = trainer.layout
+            run.update_status(micro_batch=layout.micro_batch, strategy=layout.strategy if world.size > 1 else "ddp",
+                              activation_checkpointing=layout.activation_checkpointing,
+                              memory_per_task=trainer.costs.memory.total)
         if trainer.resume() and world.is_main:
             run.update_status(resumed_from_step=trainer.state.step)
         if trainer.state.discarded and world.is_main:
             print(f"run {run_id}: {trainer.state.discarded}", flush=True)
             run.update_status(note=trainer.state.discarded)
         outcome = trainer.train_to_budget(progress=progress)
-        if outcome == Outcome.DONE and world.is_main:
+        if outcome == Outcome.DONE:
             export_model(trainer, run.path / "model")
+        if outcome == Outcome.DONE and world.is_main:
             atomic_write_json(run.summary_file, summary(trainer))
             run.update_status(state="done", finished=now(), step=trainer.state.step, tokens=trainer.state.tokens.total)
         elif outcome == Outcome.STOPPED and world.is_main:
@@ -147,14 +153,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("store", help="store root directory")
     parser.add_argument("run_id", help="run id (directory name under STORE/runs)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for this run")
-    parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="save a checkpoint at least this often (seconds)")
+    engine = EngineSpec()
+    parser.add_argument("--strategy", default=engine.strategy, help="auto, ddp, zero1 or fsdp (engine.strategy; default auto)")
+    parser.add_argument("--activation-checkpointing", default=engine.activation_checkpointing,
+                        help="auto, true or false (engine.activation_checkpointing; default auto)")
+    parser.add_argument("--checkpoint-every", default=engine.checkpoint_every,
+                        help="auto, a duration such as 10m, or '500 steps' (engine.checkpoint_every; default auto)")
+    parser.add_argument("--collective-timeout", default=engine.collective_timeout,
+                        help="how long a rank waits at a collective, e.g. 30m (engine.collective_timeout)")
+    parser.add_argument("--gpu-memory", default="", help="memory of one GPU, e.g. 80G (engine.gpu_memory; default: the GPU's own)")
     parser.add_argument("--tensorboard", action="store_true", help="also write the run's rows as TensorBoard scalars (scaling.train.mirrors)")
     parser.add_argument("--wandb", default="", metavar="PROJECT", help="also log the run's rows to this W&B project, offline")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     stop = StopSignal().install()
     try:
-        state = train_run(args.store, args.run_id, threads=args.threads, checkpoint_seconds=args.checkpoint_seconds,
+        engine = EngineSpec(strategy=args.strategy, activation_checkpointing=args.activation_checkpointing,
+                            checkpoint_every=args.checkpoint_every, collective_timeout=args.collective_timeout,
+                            gpu_memory=args.gpu_memory)
+        state = train_run(args.store, args.run_id, threads=args.threads, engine=engine,
                           should_stop=stop, progress=lambda row: print(progress_line(row), flush=True),
                           mirrors=MirrorSpec(tensorboard=args.tensorboard, wandb=args.wandb))
     except UserError as exc:

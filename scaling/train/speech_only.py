@@ -21,47 +21,20 @@ import torch
 
 from scaling.data import SPEECH
 
-#: windows per forward pass
-MICRO_BATCH = 16
-
 
 def unit_targets(ids: np.ndarray, mod: np.ndarray, eos_id: int) -> np.ndarray:
     """Mask [M, context] of the targets (``ids[:, 1:]``) that are speech units: SPEECH modality, not end-of-sequence."""
     return (mod[:, 1:] == SPEECH) & (ids[:, 1:] != eos_id)
 
 
-@torch.no_grad()
-def mean_target_nll(model: torch.nn.Module, ids: np.ndarray, keep: np.ndarray, device: torch.device,
-                    autocast: bool = False) -> float:
-    """Mean next-token negative log-likelihood (nats) of ``model`` over the targets ``ids[:, 1:]``
-    where ``keep`` is true; the model reads ``ids[:, :-1]``. Logits are cast to float32 before
-    the softmax; ``autocast``: run the forward pass in bfloat16 (GPU)."""
-    total, count = 0.0, int(keep.sum())
-    if count == 0:
-        return float("nan")
-    for s in range(0, len(ids), MICRO_BATCH):
-        x = torch.from_numpy(np.ascontiguousarray(ids[s:s + MICRO_BATCH, :-1])).to(device)
-        y = torch.from_numpy(np.ascontiguousarray(ids[s:s + MICRO_BATCH, 1:])).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(input_ids=x).logits
-        nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").cpu().numpy()
-        total += float(nll[keep[s:s + MICRO_BATCH]].sum())
-    return total / count
-
-
-def speech_only_loss(model: torch.nn.Module, prep, data_spec, limit: int, device: torch.device,
-                     autocast: bool = False) -> dict[str, float]:
-    """``{"loss_val_speech_only": mean nll per unit}`` of ``model`` on the speech-only validation
-    windows of ``prep`` (a :class:`scaling.data.PreparedData`), leaving out
-    ``data_spec.val_exclude``; at most ``limit`` windows. Empty where there are no such windows
-    (text mode, no speech source left). The model is scored in eval mode and left in the mode it
-    was in."""
-    ids, mod = prep.speech_val_windows(tuple(data_spec.val_exclude), limit)
+def speech_only_targets(prep, exclude_sources, limit: int) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray]] | None:
+    """The speech-only validation windows of ``prep`` (a :class:`scaling.data.PreparedData`), at
+    most ``limit``, leaving out ``exclude_sources``, as (inputs [M, T], labels [M, T] with -100
+    where the target is not a unit, (unit-target mask [M, T],)); None where there is no unit
+    target (text mode, no speech source left)."""
+    ids, mod = prep.speech_val_windows(tuple(exclude_sources), limit)
     keep = unit_targets(ids, mod, prep.eos_id)
     if not keep.any():
-        return {}
-    was_training = model.training
-    model.eval()
-    loss = mean_target_nll(model, ids, keep, device, autocast)
-    model.train(was_training)
-    return {"loss_val_speech_only": loss}
+        return None
+    labels = np.where(keep, ids[:, 1:], -100)
+    return torch.from_numpy(np.ascontiguousarray(ids[:, :-1])), torch.from_numpy(labels), (keep,)
