@@ -49,7 +49,7 @@ def test_size_rule_hits_target_within_5_percent(family, size):
 
 
 @pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B"),
-                                         ("llama", "3x48"), ("opt", "2x64")])
+                                         ("llama", "3x48"), ("opt", "2x64"), ("gpt_neox", "2x64"), ("bloom", "2x64")])
 def test_analytic_counts_match_the_built_model(family, size):
     model = resolve_model(ModelSpec(family=family, size=size))
     counts = count_params(model, vocab_size=1234, n_added_vocab=502, context=64)

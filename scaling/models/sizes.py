@@ -16,7 +16,7 @@ of the same model. From N the rule derives, as nanochat does from depth, a whole
 
 Shapes. A size written ``LxD`` (``2x32``, ``4x64``) is a shape rather than a count: L blocks of
 width d, heads of the rule's head width, and the family's usual MLP width (d_ff = 8/3·d rounded to
-a multiple of 8 for the gated MLPs of llama and qwen2, 4·d for opt). At 10⁴–10⁵ parameters the
+a multiple of 8 for the gated MLPs of llama and qwen2, 4·d for the plain MLPs of the others). At 10⁴–10⁵ parameters the
 count rule leaves d at 32 and one block below ~50k and grows only d_ff, which adds little; a
 ladder of shapes grows depth and width together instead (the embedded demo uses one).
 
@@ -117,13 +117,17 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 
+#: families whose MLP is gated (three d × d_ff matrices): a shape gives them d_ff ≈ 8/3·d, the others 4·d
+GATED_MLP = ("llama", "qwen2")
+
+
 def _shape(model: ModelSpec, n_layers: int, d: int) -> ModelSpec:
     """``model`` with ``n_layers`` blocks of width ``d`` (a size written ``LxD``; see the module doc)."""
     heads = max(1, d // _head_width(d))
     if n_layers < 1 or d < 8 or d % heads:
         raise UserError(f"model.size = {model.size!r}: expected LxD with at least 1 layer and a width of at least 8 that "
                         "splits into heads of 32 (below 256), 64 (below 2048) or 128 (above), e.g. 2x32 or 3x96")
-    d_ff = 4 * d if model.family == "opt" else max(8, round(8 * d / 3 / 8) * 8)
+    d_ff = max(8, round(8 * d / 3 / 8) * 8) if model.family in GATED_MLP else 4 * d
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 
