@@ -6,7 +6,7 @@ Columns: every spec field, flattened with underscores (``model_family``, ``data_
 ``tokens_text``, ``tokens_marker``, ``flops_6nd``, ``flops_6nd_nonembed``, ``flops_exact``); the
 parameter counts (``params_total``, ``params_non_embedding``, ``params_embedding``,
 ``params_embedding_speech``); the metrics (``loss_train``, ``loss_val``, ``loss_val_speech``,
-``loss_val_text``, ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
+``loss_val_text``, ``loss_val_speech_only`` (:mod:`scaling.train.speech_only`), ``acc_*``); and ``final`` (true on the last point of each budget: a run's last
 evaluation point, and every decay branch's point).
 
 Decay branches (``train.branch_tokens``, see :mod:`scaling.runs.timeline`): ``branch`` is true on

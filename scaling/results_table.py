@@ -38,7 +38,7 @@ RUN_ID, STATUS, FINAL, STEP = "run_id", "status", "final", "step"
 LEADING_COLUMNS = (
     "run_id", "name", "sweep", "status", "final", "branch", "step", "tokens", "tokens_speech", "tokens_text", "tokens_marker",
     "params_total", "params_non_embedding", "params_embedding", "params_embedding_speech",
-    "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text",
+    "flops_6nd", "flops_6nd_nonembed", "flops_exact", "loss_train", "loss_val", "loss_val_speech", "loss_val_text", "loss_val_speech_only",
     "branch_from_step", "branch_from_tokens", "branch_cost_tokens", "branch_cost_flops_6nd", "branch_cost_flops_6nd_nonembed",
     "branch_cost_flops_exact", "tokens_spent", "flops_6nd_spent", "flops_6nd_nonembed_spent", "flops_exact_spent")
 #: columns that hold numbers wherever they appear, besides every ``loss_*`` and ``acc_*`` column

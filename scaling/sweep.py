@@ -18,6 +18,7 @@ A sweep file (YAML) declares a grid::
       tokens_per_param: [5, 10, 20]
       params: total                # N used by tokens_per_param and flops: total | non_embedding
       branches: false              # true: one WSD run per grid point, smaller budgets as decay branches
+      window: [10, 400]            # optional: a size trains a budget only where D/N lies in this range
     mirrors: {tensorboard: true, wandb: my-project}   # optional: also log rows there (scaling.spec.MirrorSpec)
     engine: {strategy: auto, gpu_memory: 80G}        # optional: how runs train, not what (scaling.spec.EngineSpec)
 
@@ -25,8 +26,12 @@ Budgets: ``tokens`` gives D directly; ``tokens_per_param`` gives D = k·N; ``flo
 IsoFLOP grid, D = C / (6·N) for every size (C in FLOPs, 6·N·D convention). With
 ``branches: true`` (needs ``train.schedule: wsd``) a grid point trains once, to its largest budget,
 and reaches the others by short decay branches from the stable phase (``train.branch_tokens``;
-see :mod:`scaling.runs.timeline`), instead of one run per budget. ``key=value``
-overrides from the command line change ``base`` (``train.lr=1e-3``), a grid axis
+see :mod:`scaling.runs.timeline`), instead of one run per budget. ``window: [lo, hi]`` keeps a
+(size, budget) point only where its tokens per parameter D/N (N as ``params`` says) lies in
+[lo, hi]: an IsoFLOP grid then trains each budget at the sizes around its optimum, as Hoffmann et
+al. did, instead of every size at every budget (a small size at the largest budget costs the most
+tokens and lies far from that budget's optimum). ``key=value`` overrides from the command line
+change ``base`` (``train.lr=1e-3``), a grid axis
 (``grid.model.size=[1M,3M]``), the budget (``budget.tokens=[1e6]``) or top-level keys
 (``name=x``). Unknown keys, impossible values and empty grids are errors naming the key.
 """
@@ -52,7 +57,7 @@ TOP_KEYS = ("name", "description", "store", "base", "grid", "variants", "budget"
 SECTION_TYPES = {"name": str, "description": str, "store": str, "base": dict, "grid": dict, "variants": list, "budget": dict,
                  "executor": str, "slurm": dict, "mirrors": dict, "engine": dict}
 BUDGET_KINDS = ("tokens", "tokens_per_param", "flops")
-BUDGET_OPTIONS = ("params", "branches")
+BUDGET_OPTIONS = ("params", "branches", "window")
 PARAM_CONVENTIONS = ("total", "non_embedding")
 
 
@@ -175,7 +180,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str, bool]:
+def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str, bool, tuple[float, float]]:
     budget = config.get("budget")
     if not isinstance(budget, dict):
         raise UserError("sweep budget: expected a mapping with one of tokens, tokens_per_param, flops (each a list)")
@@ -195,7 +200,15 @@ def _budgets(config: dict[str, Any]) -> tuple[str, list[float], str, bool]:
     branches = budget.get("branches", False)
     if not isinstance(branches, bool):
         raise UserError(f"budget.branches = {branches!r}: expected true or false")
-    return kind, [parse_count(v, f"budget.{kind}") for v in values], params, branches
+    window = (0.0, float("inf"))
+    if "window" in budget:
+        given = budget["window"]
+        if not isinstance(given, list) or len(given) != 2:
+            raise UserError(f"budget.window = {given!r}: expected [lo, hi], the range of tokens per parameter D/N to keep")
+        window = tuple(parse_count(v, "budget.window") for v in given)
+        if not window[0] < window[1]:
+            raise UserError(f"budget.window = {given!r}: expected lo < hi")
+    return kind, [parse_count(v, f"budget.{kind}") for v in values], params, branches, window
 
 
 def _trains(spec: RunSpec, tokens: list[int], branched: bool) -> list[TrainSpec]:
@@ -230,7 +243,7 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
         if not values:
             raise UserError(f"grid.{key}: expected a non-empty list")
         axes.append([(key, v) for v in values])
-    kind, budgets, convention, branched = _budgets(config)
+    kind, budgets, convention, branched, (lo, hi) = _budgets(config)
     runs: list[RunSpec] = []
     seen: set[str] = set()
     for variant in variants:
@@ -245,12 +258,17 @@ def expand(config: dict[str, Any], source: str = "") -> Sweep:
             point_tokens = []
             for b in budgets:
                 tokens = b if kind == "tokens" else b * n if kind == "tokens_per_param" else b / (6.0 * n)
+                if not lo <= tokens / n <= hi:
+                    continue
                 if tokens < spec.data.context:
                     raise UserError(f"budget.{kind} = {b:g} gives {tokens:.0f} tokens for model.size = {spec.model.size}; expected at least one context window ({spec.data.context} tokens)")
                 if tokens > MAX_TOKENS:
                     raise UserError(f"budget.{kind} = {b:g} gives {tokens:.3g} tokens for model.size = {spec.model.size}; expected at "
                                     f"most {MAX_TOKENS:.0e} tokens (a sanity bound, 60x the largest published training runs)")
                 point_tokens.append(int(round(tokens)))
+            if not point_tokens:
+                raise UserError(f"model.size = {spec.model.size}: no budget gives tokens per parameter within budget.window = "
+                                f"[{lo:g}, {hi:g}]; expected a wider window or sizes nearer the budgets")
             for train in _trains(spec, point_tokens, branched):
                 run = replace(spec, train=train).validate()
                 Timeline.of(run)

@@ -19,6 +19,8 @@ from scaling.store import Store
 from scaling.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
+#: the embedded demo sweep as it was when these ids were computed (the demo itself has changed since)
+OLD_DEMO = REPO / "tests" / "fixtures" / "demo_before_issue17.yaml"
 
 # Ids computed with the code before the run layer existed (commit e0e51f7): stores written then
 # must find their runs under the same ids.
@@ -55,16 +57,16 @@ MODEL_IDS = {
 
 
 def test_run_ids_are_those_existing_stores_hold():
-    demo = with_dependencies(list(load_sweep(REPO / "sweeps" / "demo.yaml").runs))
+    demo = with_dependencies(list(load_sweep(OLD_DEMO).runs))
     assert {r.name: r.run_id for r in demo} == DEMO_IDS
-    branched = load_sweep(REPO / "sweeps" / "demo.yaml", ["budget.branches=true", "train.schedule=wsd", "data.val_exclude=[espeak]"])
+    branched = load_sweep(OLD_DEMO, ["budget.branches=true", "train.schedule=wsd", "data.val_exclude=[espeak]"])
     assert {r.name: r.run_id for r in branched.runs} == BRANCHED_IDS
     assert {(f, s): RunSpec(model=resolve_model(ModelSpec(family=f, size=s))).run_id for f, s in MODEL_IDS} == MODEL_IDS
     assert len(MODEL_IDS) == 12 + len(NAMED_SIZES)
 
 
 def test_dependencies_come_first_once_and_must_be_done(tmp_path):
-    runs = list(load_sweep(REPO / "sweeps" / "demo.yaml").runs)
+    runs = list(load_sweep(OLD_DEMO).runs)
     ordered = with_dependencies(runs)
     position = {r.run_id: i for i, r in enumerate(ordered)}
     deps = [d for r in runs for d in dependencies(r)]
@@ -80,14 +82,14 @@ def test_one_memory_model_for_plan_and_the_slurm_request():
     AdamW's moments shared by the tasks; a decay branch keeps the trunk's weights and moment share
     on the host. The SLURM request per task is the model's host memory plus the training state
     (on CPUs it lives in host memory) plus MEM_BASE_MB, rounded up to 256 MB."""
-    spec = load_sweep(REPO / "sweeps" / "demo.yaml").runs[-1]
+    spec = load_sweep(OLD_DEMO).runs[-1]
     n = param_counts(spec).total
     zero1 = EngineSpec(strategy="zero1")
     one, eight = costs(spec), costs(spec, zero1, 8)
     assert (one.memory.weights, one.memory.gradients, one.memory.optimizer) == (4 * n, 4 * n, 8 * n)
     assert (eight.memory.weights, eight.memory.gradients, eight.memory.optimizer) == (4 * n, 4 * n, n)
     assert one.flops == 6 * n * spec.train.tokens and one.params.total == n
-    branched = load_sweep(REPO / "sweeps" / "demo.yaml", ["budget.branches=true", "train.schedule=wsd"]).runs[-1]
+    branched = load_sweep(OLD_DEMO, ["budget.branches=true", "train.schedule=wsd"]).runs[-1]
     with_branches = costs(branched, zero1, 2)
     n_b = with_branches.params.total
     assert with_branches.memory.host == pytest.approx(4 * n_b + 8 * n_b / 2 + 4 * n_b)  # trunk copy + the model gathered

@@ -48,7 +48,8 @@ def test_size_rule_hits_target_within_5_percent(family, size):
     assert model.d_model % model.n_heads == 0
 
 
-@pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B")])
+@pytest.mark.parametrize("family,size", [("llama", "50k"), ("qwen2", "200k"), ("opt", "100k"), ("opt", "opt-125m"), ("qwen2", "qwen2.5-0.5B"),
+                                         ("llama", "3x48"), ("opt", "2x64"), ("gpt_neox", "2x64"), ("bloom", "2x64")])
 def test_analytic_counts_match_the_built_model(family, size):
     model = resolve_model(ModelSpec(family=family, size=size))
     counts = count_params(model, vocab_size=1234, n_added_vocab=502, context=64)
@@ -56,6 +57,16 @@ def test_analytic_counts_match_the_built_model(family, size):
         built = build_model(model, 1234, 64, seed=0)
     assert counts.total == sum(p.numel() for p in built.parameters())
     assert counts.embedding_speech == 502 * model.d_model * (1 if model.tie_embeddings else 2)
+
+
+def test_a_shape_is_layers_by_width_with_the_family_mlp():
+    llama, opt = resolve_model(ModelSpec(size="3x48")), resolve_model(ModelSpec(family="opt", size="2x64"))
+    assert (llama.n_layers, llama.d_model, llama.n_heads, llama.d_ff) == (3, 48, 1, 128)  # 8/3 of 48
+    assert (opt.n_layers, opt.d_model, opt.n_heads, opt.d_ff) == (2, 64, 2, 256)
+    assert resolve_model(ModelSpec(size="1x96")).n_heads == 3
+    for bad in ("0x32", "2x4", "2x112"):  # no layer; too narrow; 112 does not split into 3 heads
+        with pytest.raises(UserError, match=f"model.size = '{bad}': expected LxD"):
+            resolve_model(ModelSpec(size=bad))
 
 
 def test_named_size_of_wrong_family_is_an_error():
@@ -83,6 +94,18 @@ def test_budget_tokens_per_param_and_isoflop():
         n = count_params(run.model, vocab, added, 32).total
         assert 6 * n * run.train.tokens == pytest.approx(1e12, rel=1e-4)
     assert len({r.run_id for r in iso.runs}) == len(iso.runs)
+
+
+def test_budget_window_keeps_the_sizes_around_each_budget():
+    """D/N = C / (6 N^2): 20k (20,320 non-embedding) has D/N 40 at 1e11 and 404 at 1e12; 80k (79,552) 2.6 and 26."""
+    sweep = expand(_config(flops=[1e11, 1e12], params="non_embedding", window=[5, 50]))
+    kept = {(r.model.size, round(6 * count_params(r.model, 102, 102, 32).non_embedding * r.train.tokens, -9)) for r in sweep.runs}
+    assert kept == {("20k", 1e11), ("80k", 1e12)}
+    with pytest.raises(UserError, match=r"model.size = 80k: no budget gives tokens per parameter within budget.window = \[30, 50\]"):
+        expand(_config(flops=[1e11, 1e12], params="non_embedding", window=[30, 50]))
+    for bad, why in (([5], "expected \\[lo, hi\\]"), ([50, 5], "expected lo < hi"), (["x", 5], "budget.window")):
+        with pytest.raises(UserError, match=why):
+            expand(_config(flops=[1e11], window=bad))
 
 
 def test_budget_errors():
@@ -119,12 +142,40 @@ def test_sweep_file_errors(tmp_path):
         load_sweep(tmp_path / "missing.yaml")
 
 
-def test_demo_sweep_expands():
+def test_demo_sweep_brackets_each_budget_with_five_sizes_on_one_ladder_per_variant():
+    """The demo's design: per variant one WSD run per size, at least 3 IsoFLOP budgets (non-embedding
+    6·N·D), each trained at 5 or more consecutive sizes of the ladder, the same points for both variants."""
     from tests.helpers import REPO
 
     sweep = load_sweep(REPO / "sweeps" / "demo.yaml")
-    assert len(sweep.runs) == 3 * 3 * 2
     assert {r.init for r in sweep.runs} == {"scratch", "text-lm"}
+    sizes = sweep.config["grid"]["model.size"]
+    budgets = [parse_count(c, "budget") for c in sweep.config["budget"]["flops"]]
+    points = {}
+    for run in sweep.runs:
+        n = count_params(run.model, 102, 102, run.data.context).non_embedding
+        for tokens in (*run.train.branch_tokens, run.train.tokens):
+            budget = min(budgets, key=lambda c: abs(6 * n * tokens / c - 1))
+            assert 6 * n * tokens == pytest.approx(budget, rel=1e-5)
+            points.setdefault(run.data.mode, set()).add((budget, sizes.index(run.model.size)))
+    assert len(budgets) >= 3 and points["interleaved"] == points["speech"]
+    for budget in budgets:
+        at = sorted(i for c, i in points["speech"] if c == budget)
+        assert len(at) >= 5 and at == list(range(at[0], at[-1] + 1))
+    assert len(sweep.runs) == 2 * len(sizes) and all(r.train.schedule == "wsd" for r in sweep.runs)
+
+
+def test_large_demo_grid_keeps_five_sizes_per_budget():
+    """`scaling demo --large` continues the ladder: every size has a budget in the window, every budget 5+ sizes."""
+    from scaling.commands.demo import DEMO, LARGE
+
+    sweep = load_sweep(DEMO, LARGE)
+    per_budget = {}
+    for run in sweep.runs:
+        n = count_params(run.model, 102, 102, run.data.context).non_embedding
+        for tokens in (*run.train.branch_tokens, run.train.tokens):
+            per_budget.setdefault(round(6 * n * tokens, -9), set()).add(run.model.size)
+    assert len(per_budget) == 4 and all(len(sizes) >= 5 for sizes in per_budget.values())
 
 
 def test_overrides_may_follow_options(tmp_path, capsys):

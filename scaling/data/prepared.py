@@ -50,6 +50,16 @@ def _pools(manifest: dict, cache_root: Path, stream: str, split: str) -> dict[st
     return {name: TokenPool(p) for name, p in parts.items()}
 
 
+def _read_windows(val: ValWindows, context: int, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` (None: all) windows of ``val`` as arrays [M, context+1] (ids int64, modality int8)."""
+    n = val.n if limit is None else min(limit, val.n)
+    ids = np.empty((n, context + 1), dtype=np.int64)
+    mod = np.empty((n, context + 1), dtype=np.int8)
+    for i in range(n):
+        val.read(i, ids[i], mod[i])
+    return ids, mod
+
+
 class PreparedData:
     """A run's data: vocabulary facts and random access to training / validation windows.
 
@@ -178,13 +188,23 @@ class PreparedData:
                 raise UserError(f"validation split is empty after excluding sources {list(key)}; expected some of {self.sources()}")
             opened = self._open(infos, "val")
             self._val[key] = ValWindows([pool for _, pool in opened], self._shares(infos), self.context, self.pad_id)
-        val = self._val[key]
-        n = val.n if limit is None else min(limit, val.n)
-        ids = np.empty((n, self.context + 1), dtype=np.int64)
-        mod = np.empty((n, self.context + 1), dtype=np.int8)
-        for i in range(n):
-            val.read(i, ids[i], mod[i])
-        return ids, mod
+        return _read_windows(self._val[key], self.context, limit)
+
+    def speech_val_windows(self, exclude_sources: tuple[str, ...] = (), limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Validation windows [M, context+1] (ids int64, modality int8) of the **speech stream**
+        alone, whatever the mode: each source's ``val`` speech documents (its units shifted by the
+        vocabulary's unit offset, then eos, in corpus order), sources blended by their token
+        counts, the last window of each pool padded. Token counts and unit order are the same in
+        every vocabulary, so runs of any mode read the same units at the same positions. Empty
+        arrays where the prepared set has no speech stream (text mode) or every speech source is
+        excluded; ``limit``: at most that many windows."""
+        infos = [PoolInfo(source, "speech", c["tokens"], c["documents"]) for source, streams in self.manifest["tokens"].items()
+                 if source not in exclude_sources and (c := streams.get("speech", {}).get("val")) and c["tokens"] > 0]
+        if self.mode == "text" or not infos:
+            return np.empty((0, self.context + 1), np.int64), np.empty((0, self.context + 1), np.int8)
+        total = sum(p.tokens for p in infos)
+        val = ValWindows([pool for _, pool in self._open(infos, "val")], [p.tokens / total for p in infos], self.context, self.pad_id)
+        return _read_windows(val, self.context, limit)
 
     def mix_stats(self) -> list[dict]:
         """Per training pool: source, stream, real, tokens, documents, windows per epoch,

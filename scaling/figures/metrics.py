@@ -46,6 +46,7 @@ METRICS = {m.column: m for m in [
     Metric("loss_val", "Validation loss", True),
     Metric("loss_val_speech", "Speech validation loss", True),
     Metric("loss_val_text", "Text validation loss", True),
+    Metric("loss_val_speech_only", "Speech-only validation loss", True),
     Metric("loss_train", "Training loss", True),
     Metric("acc_sblimp", "sBLIMP", False),
     Metric("acc_swuggy", "sWUGGY", False),

@@ -1,6 +1,6 @@
 """The figures of the SIMS paper (Maimon et al. 2025, arXiv:2504.02398), drawn from a results table.
 
-- ``fig1_metric_vs_compute``: validation loss, sBLIMP, sSC, tSC vs training compute for the best
+- ``fig1_metric_vs_compute``: validation loss (``--loss``), sBLIMP, sSC, tSC vs training compute for the best
   run per compute of each variant, with power-law fits and bands, against the textless trends of
   Cuervo & Marxer (2024).
 - ``fig2_text_lm_families``: runs initialised from different text LMs after the same number of
@@ -11,7 +11,8 @@
   different sizes (speech validation loss and MS-tSC; MS-sSC), one file per variant.
 
 Where the paper's multi-speaker metric is missing, the single-speaker one is used and the axis
-says which was drawn.
+says which was drawn. Speech validation loss panels draw ``loss_val_speech_only`` (the same
+speech-only units for every variant) where the table has it, else ``loss_val_speech``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from scaling.figures.reference import published_slms
 from scaling.figures.registry import Context, Output, register
 from scaling.figures.style import sci, sequential
 from scaling.figures.table import Skip, final_rows, require, run_key, slug, trunk, variants, with_values
+
+#: the speech validation loss panels draw: the loss every speech LM shares where the table has it
+SPEECH_LOSS = ("loss_val_speech_only", "loss_val_speech")
+
 
 def _base(df: pd.DataFrame) -> pd.Series:
     """The base model of each row: 'family size' when the table says, else 'all runs'."""
@@ -42,9 +47,10 @@ def fig1_metric_vs_compute(ctx: Context) -> list[Output]:
     c = ctx.columns.compute
     require(ctx.table, c)
     df = with_values(final_rows(ctx.table), c)
-    panels = [m for m in ("loss_val", "acc_sblimp", "acc_ssc", "acc_stc") if available(df, m)]
+    wanted = (ctx.columns.loss, "acc_sblimp", "acc_ssc", "acc_stc")
+    panels = [m for m in wanted if available(df, m)]
     if not panels:
-        raise Skip("no final runs with loss_val, acc_sblimp, acc_ssc or acc_stc and a compute value")
+        raise Skip(f"no final runs with {', '.join(wanted)} and a compute value")
     canvas = Canvas(ctx.style, panels)
     published = published_slms() if ctx.published else None
     for m in panels:
@@ -178,7 +184,7 @@ def _longest_run(rows: pd.DataFrame) -> pd.DataFrame:
 @register("fig3_training_curves", "figure",
           "SIMS Figs. 3 and 5: MS-tSC and speech validation loss vs steps per variant, one file per base model")
 def fig3_training_curves(ctx: Context) -> list[Output]:
-    return _training_curves(ctx, "fig3_training_curves", [("acc_ms_stc", "acc_stc"), ("loss_val_speech",)])
+    return _training_curves(ctx, "fig3_training_curves", [("acc_ms_stc", "acc_stc"), SPEECH_LOSS])
 
 
 def _fixed_budget(ctx: Context, name: str, wanted: list[tuple[str, ...]]) -> list[Output]:
@@ -220,14 +226,14 @@ def _fixed_budget(ctx: Context, name: str, wanted: list[tuple[str, ...]]) -> lis
 @register("fig4_fixed_budget", "figure",
           "SIMS Fig. 4: speech validation loss and MS-tSC of models of different sizes at fixed compute budgets, per variant")
 def fig4_fixed_budget(ctx: Context) -> list[Output]:
-    return _fixed_budget(ctx, "fig4_fixed_budget", [("loss_val_speech",), ("acc_ms_stc", "acc_stc")])
+    return _fixed_budget(ctx, "fig4_fixed_budget", [SPEECH_LOSS, ("acc_ms_stc", "acc_stc")])
 
 
 @register("fig6_training_curves_ssc", "figure",
           "SIMS Fig. 6: MS-sSC, MS-tSC and speech validation loss vs steps per variant, one file per base model")
 def fig6_training_curves_ssc(ctx: Context) -> list[Output]:
     return _training_curves(ctx, "fig6_training_curves_ssc",
-                            [("acc_ms_ssc", "acc_ssc"), ("acc_ms_stc", "acc_stc"), ("loss_val_speech",)])
+                            [("acc_ms_ssc", "acc_ssc"), ("acc_ms_stc", "acc_stc"), SPEECH_LOSS])
 
 
 @register("fig7_fixed_budget_ssc", "figure",

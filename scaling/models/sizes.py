@@ -14,6 +14,12 @@ of the same model. From N the rule derives, as nanochat does from depth, a whole
   to well under 5 % at every size (a family that fixes its MLP width, as bloom's 4·d, keeps it;
   its blocks are then about 12·d² as the rule assumes).
 
+Shapes. A size written ``LxD`` (``2x32``, ``4x64``) is a shape rather than a count: L blocks of
+width d, heads of the rule's head width, and the family's usual MLP width (d_ff = 8/3·d rounded to
+a multiple of 8 for the gated MLPs of llama and qwen2, 4·d for the plain MLPs of the others). At 10⁴–10⁵ parameters the
+count rule leaves d at 32 and one block below ~50k and grows only d_ff, which adds little; a
+ladder of shapes grows depth and width together instead (the embedded demo uses one).
+
 Named sizes reproduce published architectures (Cuervo & Marxer's textless ladder, Qwen2.5,
 OPT-125M, Llama-3.2-3B, SmolLM2, Pythia, BLOOM) for cluster sweeps. What differs between families (block layout, norms,
 positions, named sizes) is each family's record in :mod:`scaling.models.families`.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import NamedTuple
 
 from scaling.errors import UserError, unknown_choice
@@ -69,8 +76,9 @@ def _fixed_ff_params(model: ModelSpec, n_layers: int, d: int) -> int:
 def resolve_model(model: ModelSpec) -> ModelSpec:
     """Fill depth, width, heads and FFN width of ``model`` from its family and size label.
 
-    A size is a name from :data:`~scaling.models.families.NAMED_SIZES` or a target non-embedding parameter count
-    ('1M', '2.5e6', 300000). Already-resolved specs are returned unchanged.
+    A size is a name from :data:`~scaling.models.families.NAMED_SIZES`, a shape ``LxD`` ('2x32': 2 blocks
+    of width 32, see the module doc) or a target non-embedding parameter count ('1M', '2.5e6', 300000).
+    Already-resolved specs are returned unchanged.
     """
     if model.family not in FAMILIES:
         raise unknown_choice("model.family", model.family, FAMILIES)
@@ -83,10 +91,14 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
         s = FAMILIES[family].sizes[model.size]
         return dataclasses.replace(model, n_layers=s.n_layers, d_model=s.d_model, n_heads=s.n_heads, n_kv_heads=s.n_kv_heads,
                                    d_ff=s.d_ff, tie_embeddings=s.tie_embeddings)
+    shape = re.fullmatch(r"(\d+)x(\d+)", str(model.size))
+    if shape:
+        return _shape(model, int(shape[1]), int(shape[2]))
     try:
         target = parse_count(model.size, "model.size")
     except UserError:
-        raise unknown_choice("model.size (a named size, or a count such as '1M')", model.size, NAMED_SIZES) from None
+        raise unknown_choice("model.size (a named size, a shape such as '2x32', or a count such as '1M')", model.size,
+                             NAMED_SIZES) from None
     if target < 5_000:
         raise UserError(f"model.size = {model.size!r}: expected at least 5k non-embedding parameters")
     n_layers = max(1, round((target / (12 * 64**2)) ** (1 / 3)))
@@ -102,6 +114,20 @@ def resolve_model(model: ModelSpec) -> ModelSpec:
         base = family.block_params(d, 0, heads, heads)
         per_ff = family.block_params(d, 1, heads, heads) - base
         d_ff = max(8, round((target / n_layers - base) / per_ff / 8) * 8)
+    return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
+
+
+#: families whose MLP is gated (three d × d_ff matrices): a shape gives them d_ff ≈ 8/3·d, the others 4·d
+GATED_MLP = ("llama", "qwen2")
+
+
+def _shape(model: ModelSpec, n_layers: int, d: int) -> ModelSpec:
+    """``model`` with ``n_layers`` blocks of width ``d`` (a size written ``LxD``; see the module doc)."""
+    heads = max(1, d // _head_width(d))
+    if n_layers < 1 or d < 8 or d % heads:
+        raise UserError(f"model.size = {model.size!r}: expected LxD with at least 1 layer and a width of at least 8 that "
+                        "splits into heads of 32 (below 256), 64 (below 2048) or 128 (above), e.g. 2x32 or 3x96")
+    d_ff = max(8, round(8 * d / 3 / 8) * 8) if model.family in GATED_MLP else 4 * d
     return dataclasses.replace(model, n_layers=n_layers, d_model=d, n_heads=heads, n_kv_heads=heads, d_ff=d_ff)
 
 
