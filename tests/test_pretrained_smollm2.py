@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from scaling.atomic import file_mode
 from scaling.errors import UserError
 from scaling.models import resolve_model
 from scaling.models.gguf import import_gguf
@@ -64,6 +65,14 @@ def probe_losses(lm: torch.nn.Module, ids: list[int], n_text: int) -> tuple[floa
     whole = torch.nn.functional.cross_entropy(logits, target)
     text = torch.nn.functional.cross_entropy(logits[:, :n_text], target)
     return float(whole), float(text)
+
+
+def test_the_imported_model_files_follow_the_umask(smollm2):
+    """Every file of the imported directory has the mode a new file of this process gets (0666
+    less the umask), so a store shared by a group stays readable (transformers writes some 0600)."""
+    modes = {p.name: p.stat().st_mode & 0o777 for p in smollm2.rglob("*") if p.is_file()}
+    assert "model.safetensors" in modes
+    assert set(modes.values()) == {file_mode()}, modes
 
 
 def test_smollm2_initialises_an_interleaved_slm_trains_exports_and_reloads(smollm2, tmp_path):

@@ -87,10 +87,11 @@ def _losses(run) -> tuple[list[float], list[float]]:
 
 
 # ---------------------------------------------------------------- the loss
+@pytest.mark.parametrize("chunk", [7, 128])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_chunked_loss_equals_the_full_loss(family):
-    """The per-position losses of chunks of 7 positions (a chunk boundary inside every window)
-    against cross-entropy of the model's full logits: the same fp32 rows of the output layer, so
+def test_chunked_loss_equals_the_full_loss(family, chunk):
+    """The per-position losses of chunks of 7 positions (a chunk boundary inside every window, each
+    chunk recomputed in backward) or of one chunk of all 128 positions (not recomputed) against cross-entropy of the model's full logits: the same fp32 rows of the output layer, so
     they agree to float32 rounding (1e-6 relative); so do the gradients (to 1e-5 of the largest)."""
     torch.manual_seed(0)
     lm = build_model(resolve_model(ModelSpec(family=family, size="20k")), 300, 32, seed=0)
@@ -100,7 +101,7 @@ def test_chunked_loss_equals_the_full_loss(family):
     full.backward()
     expected = [p.grad.clone() for p in lm.parameters()]
     lm.zero_grad()
-    chunked = TokenLoss(lm, chunk_tokens=7)(x, y)
+    chunked = TokenLoss(lm, chunk_tokens=chunk)(x, y)
     assert chunked.shape == y.shape and float(chunked.detach()[0, :5].abs().sum()) == 0.0
     assert float(chunked.detach().sum()) == pytest.approx(float(full), rel=1e-6)
     chunked.sum().backward()

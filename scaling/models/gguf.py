@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from scaling.atomic import file_mode
 from scaling.errors import UserError
 
 
@@ -46,6 +47,10 @@ def import_gguf(gguf_file: str | Path, out: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    mode = file_mode()
+    for written in tmp.rglob("*"):
+        if written.is_file():
+            written.chmod(mode)  # transformers writes some files owner-only; the store's files follow the umask
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -2,9 +2,9 @@
 
 :class:`TokenLoss` wraps a transformers causal LM: it runs the LM's trunk (``base_model``: blocks
 and final norm) and then the output layer and cross-entropy over chunks of ``chunk_tokens``
-positions (:func:`chunked_nll`). In training each chunk is checkpointed: its logits are
-recomputed in the backward pass, one chunk at a time, so at most one chunk's logits, log-softmax
-and gradient exist at once (``chunk_tokens × vocabulary`` values; see
+positions (:func:`chunked_nll`). In training with more than one chunk each chunk is checkpointed:
+its logits are recomputed in the backward pass, one chunk at a time, so at most one chunk's logits,
+log-softmax and gradient exist at once (``chunk_tokens × vocabulary`` values; see
 :func:`scaling.runs.costs.loss_chunk_tokens`), whatever the micro-batch. Logits are cast to fp32
 before the log-softmax, so the loss is the fp32 loss of the full logits, position by position.
 
@@ -31,12 +31,15 @@ def chunked_nll(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
                 chunk_tokens: int) -> torch.Tensor:
     """Negative log-likelihood in nats (fp32) of every position: ``hidden`` [n, d] through the output
     layer (``weight`` [V, d], ``bias``) against ``labels`` [n] (0 where the label is :data:`IGNORE`),
-    ``chunk_tokens`` positions at a time; with gradients enabled each chunk is recomputed in the
-    backward pass instead of keeping its logits."""
+    ``chunk_tokens`` positions at a time; with gradients enabled and more than one chunk, each chunk
+    is recomputed in the backward pass instead of keeping its logits. One chunk is not recomputed:
+    its logits are then the one chunk's worth the bound allows, and recomputing them would only
+    repeat the output layer (most of a step for a small model with a large vocabulary)."""
+    recompute = torch.is_grad_enabled() and hidden.shape[0] > chunk_tokens
     pieces = []
     for start in range(0, hidden.shape[0], chunk_tokens):
         args = (hidden[start:start + chunk_tokens], weight, bias, labels[start:start + chunk_tokens])
-        pieces.append(checkpoint(_nll, *args, use_reentrant=False) if torch.is_grad_enabled() else _nll(*args))
+        pieces.append(checkpoint(_nll, *args, use_reentrant=False) if recompute else _nll(*args))
     return torch.cat(pieces)
 
 
