@@ -144,11 +144,7 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"== {stats['summary']['name']} ({d})")
         print(format_stats(stats))
         print()
-    if args.json:
-        atomic_write_json(Path(args.json), everything, sort_keys=False)
-    where = f"; JSON in {args.json}" if args.json else ""
-    print(f"statistics of {len(dirs)} corpus director{'y' if len(dirs) == 1 else 'ies'} under {root}{where}")
-    return 0
+    return _report_stats(args, everything, f"{len(dirs)} corpus director{'y' if len(dirs) == 1 else 'ies'}", root)
 
 
 def _prepared_dirs(root: Path) -> list[Path]:
@@ -193,10 +189,15 @@ def _prepared_stats(args: argparse.Namespace, root: Path, dirs: list[Path]) -> i
         print(f"== {manifest['corpus']}, {mode} mode ({d})")
         print(format_prepared_stats(stats))
         print()
+    return _report_stats(args, everything, f"{len(everything)} prepared set(s)", root)
+
+
+def _report_stats(args: argparse.Namespace, everything: dict, what: str, root: Path) -> int:
+    """Write the statistics to ``--json`` (if given) and say what was described and where."""
     if args.json:
         atomic_write_json(Path(args.json), everything, sort_keys=False)
     where = f"; JSON in {args.json}" if args.json else ""
-    print(f"statistics of {len(everything)} prepared set(s) under {root}{where}")
+    print(f"statistics of {what} under {root}{where}")
     return 0
 
 
