@@ -210,6 +210,60 @@ def test_extends_a_local_tokenizer_without_clobbering(inter, cache, tmp_path):
     assert prep.encode_text(text) == gpt2_like.encode(text, add_special_tokens=False)
 
 
+def test_text_lms_of_one_tokenizer_share_a_vocabulary_and_a_prepared_set(inter, cache, tmp_path):
+    """A text LM's directory holds its tokenizer beside files only the model reads (config.json's
+    shape, generation_config.json, scaling_vocab.json): text LMs of different sizes with one
+    tokenizer name one vocabulary, while a different tokenizer names another."""
+    import json
+    import shutil
+
+    from scaling.data.vocab import train_text_tokenizer
+    from scaling.data.wordnet import load_sentences
+
+    train_text_tokenizer(load_sentences()[:300], tmp_path / "bpe", vocab_size=400)
+    dirs = []
+    for width in (32, 64):
+        lm = tmp_path / f"lm{width}"
+        shutil.copytree(tmp_path / "bpe", lm)
+        (lm / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": width}))
+        (lm / "generation_config.json").write_text(json.dumps({"max_length": width}))
+        (lm / "scaling_vocab.json").write_text(json.dumps({"vocab_size": width}))
+        dirs.append(prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64), cache, seed=0, tokenizer_dir=str(lm),
+                                 progress=False))
+    assert dirs[0].vocab.dir == dirs[1].vocab.dir and dirs[0].prepared_dir == dirs[1].prepared_dir
+    other = tmp_path / "other"
+    train_text_tokenizer(load_sentences()[:300], other, vocab_size=380)
+    (other / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32}))
+    third = prepare_data(DataSpec(mode="interleaved", corpus="tiny", context=64), cache, seed=0, tokenizer_dir=str(other), progress=False)
+    assert third.vocab.dir != dirs[0].vocab.dir and third.n_text_vocab == 380
+
+
+def test_a_corpus_names_the_size_of_its_default_bpe(cache, tmp_path):
+    """``text_vocab``: the rows of the default BPE a corpus' text and interleaved runs use (the demo's
+    is small: at 10^4 parameters the output layer is most of a step); the speech is unchanged."""
+    import yaml
+
+    from scaling.data.build import corpus_key
+    from scaling.data.config import PRESETS, resolve_corpus
+    from scaling.runs.vocabulary import vocabulary_rows
+    from scaling.spec import ModelSpec, RunSpec, TrainSpec
+
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump({"name": "tiny", "max_sentences": 40, "voices": ["en-us+m3", "en+f3"],
+                                      "heldout_voices": ["en-gb-scotland+m4"], "units": {"k": 32, "kmeans_frames": 5000},
+                                      "text_vocab": 300}))
+    assert corpus_key(resolve_corpus(str(config))) == corpus_key(PRESETS["tiny"])  # the same speech
+    prep = prepare_data(DataSpec(mode="interleaved", corpus=str(config), context=64), cache, seed=0, progress=False)
+    assert prep.n_text_vocab == 300 and prep.vocab_size == 300 + 32 + 2
+    spec = RunSpec(model=ModelSpec(family="llama", size="2x32"), data=DataSpec(mode="interleaved", corpus=str(config)),
+                   train=TrainSpec(tokens=1000))
+    assert vocabulary_rows(spec) == (prep.vocab_size, 32 + 2)
+    assert PRESETS["demo"].text_vocab == 384 and PRESETS["default"].text_vocab == 1024
+    config.write_text(yaml.safe_dump({"text_vocab": 100}))
+    with pytest.raises(UserError, match=r"corpus.text_vocab = 100: expected 258"):
+        resolve_corpus(str(config))
+
+
 def test_bad_inputs(cache, tmp_path):
     with pytest.raises(UserError, match="tokenizer_dir"):
         prepare_data(DataSpec(mode="interleaved", corpus="tiny"), cache, seed=0, tokenizer_dir=str(tmp_path / "missing"), progress=False)

@@ -69,3 +69,35 @@ def test_local_cancel_stops_a_run_that_a_relaunch_resumes(tmp_path, cache):
     status = run.status()
     assert status["state"] == "pending" and status["tokens"] > 0 and (run.checkpoint_dir / "latest.pt").exists()
     assert "nothing cancelled" in scaling("cancel", str(sweep_file)).stdout  # no process trains it any more
+
+
+def test_runs_forked_from_the_pre_imported_trainer_train_as_fresh_processes_do(tmp_path, cache, monkeypatch):
+    """The zygote (scaling.launch.zygote) changes how a run's process starts, not what it computes:
+    the same run, forked or started fresh, writes bit-identical metrics; its log and exit status
+    reach the store as a fresh process's do, with a relative store path taken from the caller's
+    directory and the caller's environment (a fault injected through $SCALING_FAULT)."""
+    from scaling.launch.local import LocalExecutor
+    from scaling.runs.outcome import Outcome
+
+    metrics = {}
+    for preload in (True, False):
+        root = tmp_path / f"preload-{preload}"
+        link_cache(root / "store", cache)
+        sweep = load_sweep(write_sweep(root / "s.yaml", root / "store", tokens=(8 * 32 * 6,)))
+        monkeypatch.chdir(root)
+        store = Store("store")
+        (handle,) = LocalExecutor(store, {"max_parallel": 1, "threads": 1, "preload": preload}, say=lambda line: None).submit(sweep.runs)
+        run = store.run(sweep.runs[0].run_id)
+        assert handle.action == Outcome.DONE and run.status()["state"] == "done", run.log_file.read_text()
+        assert "done" in run.log_file.read_text().splitlines()[-1]
+        metrics[preload] = [(r["step"], r["loss_train"]) for r in run.metrics()]
+    assert metrics[True] == metrics[False] and len(metrics[True]) >= 2
+
+    monkeypatch.setenv("SCALING_FAULT", "kill:step:2")
+    root = tmp_path / "killed"
+    link_cache(root / "store", cache)
+    sweep = load_sweep(write_sweep(root / "s.yaml", root / "store", tokens=(8 * 32 * 6,)))
+    store = Store(root / "store")
+    (handle,) = LocalExecutor(store, {"max_parallel": 1, "threads": 1}, say=lambda line: None).submit(sweep.runs)
+    assert handle.action == Outcome.FAILED
+    assert store.run(sweep.runs[0].run_id).status()["error"] == "killed by SIGKILL"

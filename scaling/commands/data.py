@@ -88,7 +88,7 @@ def _build(args: argparse.Namespace) -> int:
     progress = not args.quiet
     sets = []
     for mode in modes:
-        vocab = run_vocabulary(cache, mode, config.units.k, tokenizer if mode != "speech" else None)
+        vocab = run_vocabulary(cache, mode, config.units.k, tokenizer if mode != "speech" else None, config.text_vocab)
         jobs = jobs_of(config, cache, vocab.dir, MODE_STREAMS[mode], interleave_params(DataSpec(), config), progress)
         sets.append((mode, jobs))
     if args.executor == "slurm":

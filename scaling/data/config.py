@@ -65,9 +65,11 @@ class CorpusConfig:
     ``wordnet``, the text stream). The fields above then describe the espeak source, and
     ``sentences`` is also what offline benchmarks are built from. tokenizer: local Hugging Face
     tokenizer that ``scaling data build`` tokenises text with ("" = the toolkit's default BPE; a
-    run whose text LM has another tokenizer prepares its own tokens on first use). seed: seeds the
-    offline choices (which words of an interleaved sample are spoken). version: free text hashed
-    into the prepared corpus' name: corpora are named by their config, so bump it after changing
+    run whose text LM has another tokenizer prepares its own tokens on first use). text_vocab: rows
+    of the default BPE (specials included; at least 258, the 256 bytes and pad and end-of-sequence):
+    the output layer of a small model is mostly these rows, so a small study uses a small BPE.
+    seed: seeds the offline choices (which words of an interleaved sample are spoken). version:
+    free text hashed into the prepared corpus' name: corpora are named by their config, so bump it after changing
     files under a source's path. In a config with ``sources``, relative paths (sources, units,
     tokenizer, sentences) are taken from the config file's directory.
     """
@@ -83,13 +85,14 @@ class CorpusConfig:
     units: UnitConfig = field(default_factory=UnitConfig)
     sources: tuple[SourceConfig, ...] = ()
     tokenizer: str = ""
+    text_vocab: int = 1024
     seed: int = 0
     version: str = ""
 
 
 PRESETS: dict[str, CorpusConfig] = {
     "default": CorpusConfig(),
-    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100, kmeans_frames=30_000)),
+    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100, kmeans_frames=30_000), text_vocab=384),
     "tiny": CorpusConfig(name="tiny", max_sentences=40, voices=("en-us+m3", "en+f3"), heldout_voices=("en-gb-scotland+m4",), units=UnitConfig(k=32, kmeans_frames=5000)),
 }
 
@@ -135,6 +138,9 @@ def validate(config: CorpusConfig) -> CorpusConfig:
         raise unknown_choice("value for corpus.units.extractor:", u.extractor, EXTRACTORS)
     if not 2 <= u.k <= 65536:
         raise UserError(f"corpus.units.k = {u.k}: expected a codebook size between 2 and 65536")
+    if not 258 <= config.text_vocab <= 262144:
+        raise UserError(f"corpus.text_vocab = {config.text_vocab}: expected 258 (the 256 bytes, pad and end-of-sequence) "
+                        "to 262144 rows of the default BPE")
     if u.extractor == "hubert" and not u.hubert_model:
         raise UserError("corpus.units.hubert_model is empty: the hubert extractor needs a local HubertModel directory")
     if config.sources:
@@ -180,6 +186,7 @@ def corpus_recipe(config: CorpusConfig, sentences: list[str]) -> dict:
     recipe = asdict(config)
     recipe.pop("name")
     recipe.pop("workers")
+    recipe.pop("text_vocab")  # the speech is the same; the vocabulary names the prepared sets
     for key in ("sources", "tokenizer", "seed", "version"):  # fields added later: hashed only when set
         if recipe[key] == asdict(CorpusConfig())[key]:
             recipe.pop(key)

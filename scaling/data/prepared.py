@@ -16,6 +16,7 @@ the same shares, so every run of a sweep is validated on the same tokens.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,12 +30,14 @@ from scaling.data.interleave import RULES
 from scaling.data.mixing import PoolInfo, resolve_shares
 from scaling.data.reader import TokenPool, TrainWindows, ValWindows, pool_key, read_manifest
 from scaling.data.units import Codebook
-from scaling.data.vocab import DEFAULT_TEXT_VOCAB, Vocabulary, build_vocabulary, train_text_tokenizer
+from scaling.data.vocab import DEFAULT_TEXT_VOCAB, LAYOUT_FILE, Vocabulary, build_vocabulary, train_text_tokenizer
 from scaling.data.wordnet import load_sentences, split_of
 from scaling.errors import UserError, unknown_choice
 
 #: the streams each mode reads
 MODE_STREAMS = {"text": ("text",), "interleaved": ("text", "interleaved", "speech"), "speech": ("speech",)}
+#: files of a model directory that no tokenizer reads (the layout file is rewritten for every vocabulary)
+_MODEL_ONLY_FILES = {"generation_config.json", LAYOUT_FILE}
 _WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf", ".onnx"}
 
 
@@ -263,12 +266,13 @@ class PreparedData:
         return self.vocab.layout.eos_id
 
 
-def run_vocabulary(cache_root: Path, mode: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:
+def run_vocabulary(cache_root: Path, mode: str, n_units: int, tokenizer_dir: str | None,
+                   text_vocab: int = DEFAULT_TEXT_VOCAB) -> Vocabulary:
     """The vocabulary of a run of ``mode`` (built once, cached): ``tokenizer_dir`` (or the default
     BPE) extended with ``n_units`` unit tokens and markers (interleaved), as is (text), or units
     only (speech)."""
     kind = {"text": "text", "interleaved": "extended", "speech": "units"}[mode]
-    return _vocabulary(Path(cache_root), kind, n_units if mode != "text" else 0, tokenizer_dir)
+    return _vocabulary(Path(cache_root), kind, n_units if mode != "text" else 0, tokenizer_dir, text_vocab)
 
 
 def interleave_params(data_spec, config: CorpusConfig) -> dict:
@@ -300,7 +304,7 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
         raise UserError(f"data.speech_ratio = {data_spec.speech_ratio}, data.span_lambda = {data_spec.span_lambda}: expected 0 < speech_ratio <= 1 and span_lambda > 0")
     cache_root = Path(cache_root)
     config = resolve_corpus(data_spec.corpus)
-    vocab = run_vocabulary(cache_root, mode, config.units.k, tokenizer_dir)
+    vocab = run_vocabulary(cache_root, mode, config.units.k, tokenizer_dir, config.text_vocab)
     streams = MODE_STREAMS[mode]
     if not any(source_streams(s, streams) for s in effective_sources(config)):
         raise UserError(f"data.mode = {mode!r}: corpus {config.name!r} has no source for the {', '.join(streams)} stream; expected "
@@ -313,7 +317,7 @@ def prepare_data(data_spec, cache_root: Path, seed: int, tokenizer_dir: str | No
     return PreparedData(data_spec, vocab, seed, config, directory, cache_root, resample_interleave, progress)
 
 
-def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None) -> Vocabulary:
+def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | None, text_vocab: int) -> Vocabulary:
     if kind == "units":
         base, base_key = None, None
     elif tokenizer_dir:
@@ -322,25 +326,40 @@ def _vocabulary(cache_root: Path, kind: str, n_units: int, tokenizer_dir: str | 
             raise UserError(f"tokenizer_dir = {tokenizer_dir!r}: no such directory; expected a local Hugging Face tokenizer directory")
         base_key = _fingerprint(base)
     else:
-        base = default_tokenizer(cache_root)
+        base = default_tokenizer(cache_root, text_vocab)
         base_key = base.name
     recipe = {"kind": kind, "n_units": n_units, "base": base_key}
     return Vocabulary(cached_dir(cache_root, "vocab", recipe, lambda d: build_vocabulary(d, kind, n_units, base)))
 
 
-def default_tokenizer(cache_root: Path) -> Path:
-    """The toolkit's default text tokenizer: a byte-level BPE of :data:`DEFAULT_TEXT_VOCAB` rows
-    trained on the training split of the shipped WordNet sentences (whatever the corpus), cached."""
+def default_tokenizer(cache_root: Path, vocab_size: int = DEFAULT_TEXT_VOCAB) -> Path:
+    """The toolkit's default text tokenizer: a byte-level BPE of ``vocab_size`` rows (a corpus'
+    ``text_vocab``) trained on the training split of the shipped WordNet sentences (whatever the
+    corpus), cached."""
     train = [s for s in load_sentences() if split_of(s) == "train"]
-    recipe = {"kind": "default-bpe", "vocab": DEFAULT_TEXT_VOCAB, "sentences": hashlib.sha256("\n".join(train).encode()).hexdigest()}
-    return cached_dir(Path(cache_root), "tokenizer", recipe, lambda d: train_text_tokenizer(train, d))
+    recipe = {"kind": "default-bpe", "vocab": vocab_size, "sentences": hashlib.sha256("\n".join(train).encode()).hexdigest()}
+    return cached_dir(Path(cache_root), "tokenizer", recipe, lambda d: train_text_tokenizer(train, d, vocab_size))
 
 
 def _fingerprint(directory: Path) -> str:
-    """Hash of a tokenizer directory's small files (weights are skipped), so edits invalidate caches."""
+    """Hash of what a directory's tokenizer is made of, so that edits invalidate caches: its small
+    files (weights skipped), but of ``config.json`` only the keys that choose a tokenizer, and not
+    the files only a model reads. The text LMs of one tokenizer (one per size, from
+    ``pretrain:<tokens>``) share one vocabulary and one prepared set."""
     h = hashlib.sha256()
     for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix not in _WEIGHT_SUFFIXES and path.stat().st_size < 200_000_000:
-            h.update(path.name.encode())
-            h.update(path.read_bytes())
+        if not path.is_file() or path.suffix in _WEIGHT_SUFFIXES or path.name in _MODEL_ONLY_FILES or path.name.endswith(".index.json"):
+            continue
+        if path.stat().st_size >= 200_000_000:
+            continue
+        data = path.read_bytes()
+        if path.name == "config.json":
+            try:
+                config = json.loads(data)
+            except ValueError:
+                pass
+            else:
+                data = json.dumps({k: config.get(k) for k in ("model_type", "tokenizer_class")}, sort_keys=True).encode()
+        h.update(path.name.encode())
+        h.update(data)
     return h.hexdigest()

@@ -1,7 +1,10 @@
 """The local executor: train runs as child processes of this command, a few at a time.
 
 Each run is ``python -m scaling.train.entry STORE RUN_ID --threads K`` with its output appended to
-``runs/<id>/train.log``; its exit status is its :class:`~scaling.runs.outcome.Outcome`. Runs
+``runs/<id>/train.log``; its exit status is its :class:`~scaling.runs.outcome.Outcome`. By default
+the runs are forked from one pre-imported process per launch (:mod:`scaling.launch.zygote`: the
+same entry point and arguments, without seconds of imports per run); ``preload: false`` starts each
+as a fresh interpreter. Runs
 whose text LM (``init_from: pretrain:…``) is not done wait for it. A run another process holds
 (its lease is live) is left to that process: two launches of one sweep never train the same run
 at once, and relaunching resumes unfinished runs from their checkpoints and skips finished ones.
@@ -28,20 +31,24 @@ from typing import Any, Callable, Mapping, Sequence
 
 from scaling.errors import UserError
 from scaling.launch.protocol import Handle, RunState, StateReport
+from scaling.launch.zygote import ForkedRun, Zygote, preload_modules
 from scaling.runs.graph import dependencies
 from scaling.runs.outcome import Outcome
 from scaling.spec import EngineSpec, MirrorSpec, RunSpec, from_dict
 from scaling.store import FINAL_STATES, Lease, LeaseHeld, RunDir, Store, now, observed_state
 
 TRAINER_MODULE = "scaling.train.entry"
+ZYGOTE_MODULE = "scaling.launch.zygote"
 
 
 @dataclass(frozen=True)
 class LocalSettings:
-    """max_parallel: runs trained at once; threads: torch threads per run (0: cores / max_parallel)."""
+    """max_parallel: runs trained at once; threads: torch threads per run (0: cores / max_parallel);
+    preload: fork the runs from a process that imported the trainer once (:mod:`scaling.launch.zygote`)."""
 
     max_parallel: int = 2
     threads: int = 0
+    preload: bool = True
 
 
 class LocalExecutor:
@@ -56,6 +63,7 @@ class LocalExecutor:
         self.engine = engine.validate()
         self.label = f"sweep {sweep}" if sweep else "runs"
         self.settings = from_dict(LocalSettings, {k: v for k, v in options.items() if v is not None}, "local")
+        self._zygote: Zygote | None = None
         if self.settings.max_parallel < 1:
             raise UserError(f"max_parallel = {self.settings.max_parallel} (--max-parallel, or the sweep's max_parallel): "
                             "expected at least 1 run at a time")
@@ -95,6 +103,19 @@ class LocalExecutor:
             self.say(f"{len(ended)} run(s) already finished: skipped")
         progress = _Progress(len(todo))
         active: dict[str, tuple[subprocess.Popen, RunSpec, float]] = {}
+        try:
+            self._train(todo, active, ended, progress, parallel, threads)
+        finally:
+            if self._zygote is not None:
+                self._zygote.close()
+                self._zygote = None
+        for spec in todo:
+            ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM is trained elsewhere")
+        return self._summarise([ended[s.run_id] for s in runs])
+
+    def _train(self, todo: list[RunSpec], active: dict, ended: dict[str, Handle], progress: "_Progress",
+               parallel: int, threads: int) -> None:
+        """Start the runs of ``todo`` as their text LMs finish, ``parallel`` at a time, until none can start."""
         while todo or active:
             self._reap(active, ended, progress)
             for spec in list(todo):
@@ -108,15 +129,12 @@ class LocalExecutor:
                 if waiting != "nothing":
                     continue
                 todo.remove(spec)
-                active[spec.run_id] = (self._start(spec, threads), spec, time.monotonic())
+                active[spec.run_id] = (self._start(spec, threads, todo), spec, time.monotonic())
                 self.say(f"start    {spec.name} ({spec.run_id}) tokens {spec.train.tokens:,}")
             if active:
                 time.sleep(self.poll)
             elif todo:  # nothing can start: dependencies are held elsewhere
                 break
-        for spec in todo:
-            ended[spec.run_id] = Handle(spec.run_id, action="blocked", detail="its text LM is trained elsewhere")
-        return self._summarise([ended[s.run_id] for s in runs])
 
     def _reap(self, active: dict, ended: dict[str, Handle], progress: "_Progress") -> None:
         """Record the outcome of every training process that has ended, with a progress line."""
@@ -153,12 +171,24 @@ class LocalExecutor:
                  f"{n['blocked']} blocked; logs in {self.store.root}/runs/<run_id>/train.log")
         return handles
 
-    def _start(self, spec: RunSpec, threads: int) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", TRAINER_MODULE, str(self.store.root), spec.run_id, "--threads", str(threads),
-               *self.mirrors.trainer_flags(), *self.engine.trainer_flags()]
+    def _start(self, spec: RunSpec, threads: int, waiting: Sequence[RunSpec] = ()) -> "subprocess.Popen | ForkedRun":
+        """The training process of ``spec``: forked from the zygote (started on first use, with the
+        model code of this run and of those ``waiting``), or a fresh interpreter without ``preload``."""
+        args = [str(self.store.root), spec.run_id, "--threads", str(threads),
+                *self.mirrors.trainer_flags(), *self.engine.trainer_flags()]
         env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-        with open(self.store.run(spec.run_id).log_file, "a") as log:
-            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log_file = self.store.run(spec.run_id).log_file
+        if self.settings.preload:
+            if self._zygote is None:
+                families = {spec.model.family, *(s.model.family for s in waiting)}
+                self._zygote = Zygote(preload_modules(families), env)
+            try:
+                return self._zygote.start(args, log_file, env, spec.run_id)
+            except OSError as exc:  # the zygote died: fresh interpreters from now on
+                self.say(f"the pre-imported trainer process failed ({exc}); starting each run as a new process")
+                self.settings = LocalSettings(self.settings.max_parallel, self.settings.threads, preload=False)
+        with open(log_file, "a") as log:
+            return subprocess.Popen([sys.executable, "-m", TRAINER_MODULE, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def _detail(self, run_id: str, outcome: Outcome) -> str:
         run = self.store.run(run_id)
@@ -240,9 +270,13 @@ def _signal_name(number: int) -> str:
 
 def _is_trainer_of(pid: int, run: RunDir) -> bool:
     """Whether process ``pid`` of this host is ``scaling.train.entry`` training ``run`` (so that a
-    lease left by a dead process whose pid was reused never makes us signal a stranger)."""
+    lease left by a dead process whose pid was reused never makes us signal a stranger): its command
+    line names both, or it is a child of the zygote that bears the run id as its process name."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        comm = Path(f"/proc/{pid}/comm").read_bytes().strip()
     except OSError:
         return False
-    return TRAINER_MODULE.encode() in args and run.run_id.encode() in args
+    if TRAINER_MODULE.encode() in args and run.run_id.encode() in args:
+        return True
+    return ZYGOTE_MODULE.encode() in args and comm == run.run_id.encode()[:15]

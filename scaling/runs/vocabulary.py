@@ -9,8 +9,8 @@ corpus' codebook size K and the base text tokenizer:
   end-of-sequence token when the base has none of its own;
 * ``speech`` (textless): K units + pad + end-of-sequence.
 
-The base is the toolkit's default byte-level BPE (:data:`scaling.data.vocab.DEFAULT_TEXT_VOCAB`
-rows, pad and eos included) unless a run starts from a local text LM, whose tokenizer is read.
+The base is the toolkit's default byte-level BPE (the corpus' ``text_vocab`` rows, pad and eos
+included) unless a run starts from a local text LM, whose tokenizer is read.
 The data a run trains on has exactly this vocabulary (:mod:`scaling.data.vocab` builds it).
 
 ``scaling plan`` may run before the text LMs are downloaded: inside :func:`published_tokenizers`,
@@ -62,10 +62,10 @@ def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
     """(vocab_size, n_added_vocab) of a run: all embedding rows, and the rows added for speech
     (units, markers, and the specials its base text tokenizer lacks)."""
     from scaling.data.config import resolve_corpus
-    from scaling.data.vocab import DEFAULT_TEXT_VOCAB
 
     data, init_from = spec.data, spec.init_from
-    k = resolve_corpus(data.corpus).units.k
+    corpus = resolve_corpus(data.corpus)
+    k = corpus.units.k
     if data.mode == "speech":
         return k + 2, k + 2
     made = _substitutes.get()
@@ -81,7 +81,7 @@ def vocabulary_rows(spec: RunSpec) -> tuple[int, int]:
         else:
             base, extra = _local_base(init_from)
     else:
-        base, extra = DEFAULT_TEXT_VOCAB, 0
+        base, extra = corpus.text_vocab, 0
     if data.mode == "text":
         return base + extra, extra
     added = k + 2 + extra
