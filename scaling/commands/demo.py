@@ -5,7 +5,7 @@ plan → data (build the corpus once) → launch (local) → collect → fit →
 
 The analysis follows the demo's conventions (see ``sweeps/demo.yaml``): N is the non-embedding
 parameter count (at 10⁴–10⁵ parameters the vocabulary rows of an interleaved model outnumber its
-transformer blocks, and the two variants' vocabularies differ 11-fold), compute is C = 6·N·D in
+transformer blocks, and the two variants' vocabularies differ fivefold), compute is C = 6·N·D in
 that N, and the loss is ``loss_val_speech_only``, measured on the same speech-only validation units
 for both variants. Per variant it fits Approach 3 (the parametric law) and Approach 2 (IsoFLOP
 parabolas), both with bootstrap intervals, and back-tests Approach 3 on the largest budget; each
