@@ -258,7 +258,8 @@ def test_a_corpus_names_the_size_of_its_default_bpe(cache, tmp_path):
     spec = RunSpec(model=ModelSpec(family="llama", size="2x32"), data=DataSpec(mode="interleaved", corpus=str(config)),
                    train=TrainSpec(tokens=1000))
     assert vocabulary_rows(spec) == (prep.vocab_size, 32 + 2)
-    assert PRESETS["demo"].text_vocab == 384 and PRESETS["default"].text_vocab == 1024
+    assert PRESETS["demo-bpe384"].text_vocab == 384 and PRESETS["demo"].text_vocab == PRESETS["default"].text_vocab == 1024
+    assert corpus_key(PRESETS["demo-bpe384"]) == corpus_key(PRESETS["demo"])  # one speech corpus, built once
     config.write_text(yaml.safe_dump({"text_vocab": 100}))
     with pytest.raises(UserError, match=r"corpus.text_vocab = 100: expected 258"):
         resolve_corpus(str(config))

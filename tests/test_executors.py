@@ -44,7 +44,7 @@ def test_local_dry_run_trains_nothing(tmp_path, cache):
     store = tmp_path / "store"
     link_cache(store, cache)
     sweep = write_sweep(tmp_path / "s.yaml", store, sizes=("20k", "30k"))
-    out = scaling("launch", str(sweep), "--dry-run")
+    out = scaling("launch", str(sweep), "--dry-run", "--no-preload")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("would train llama-") == 2 and "would train 2 run(s) here" in out.stdout
     assert all(run.status()["state"] == "pending" for run in Store(store).runs())

@@ -1,4 +1,4 @@
-"""Corpus configurations: presets (``default``, ``demo``, ``tiny``) or a YAML file.
+"""Corpus configurations: presets (``default``, ``demo``, ``demo-bpe384``, ``tiny``) or a YAML file.
 
 A corpus is everything that determines the built speech data: which sentences, which espeak-ng
 voices speak them (training voices and held-out voices), and how speech becomes units. Its
@@ -92,7 +92,10 @@ class CorpusConfig:
 
 PRESETS: dict[str, CorpusConfig] = {
     "default": CorpusConfig(),
-    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100, kmeans_frames=30_000), text_vocab=384),
+    "demo": CorpusConfig(name="demo", units=UnitConfig(k=100, kmeans_frames=30_000)),
+    # the embedded demo's corpus: the same speech, a 384-row text BPE (a preset's meaning never
+    # changes, since stores name corpora by preset: this is a new name, not a new "demo")
+    "demo-bpe384": CorpusConfig(name="demo-bpe384", units=UnitConfig(k=100, kmeans_frames=30_000), text_vocab=384),
     "tiny": CorpusConfig(name="tiny", max_sentences=40, voices=("en-us+m3", "en+f3"), heldout_voices=("en-gb-scotland+m4",), units=UnitConfig(k=32, kmeans_frames=5000)),
 }
 

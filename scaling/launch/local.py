@@ -179,12 +179,12 @@ class LocalExecutor:
         env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
         log_file = self.store.run(spec.run_id).log_file
         if self.settings.preload:
-            if self._zygote is None:
-                families = {spec.model.family, *(s.model.family for s in waiting)}
-                self._zygote = Zygote(preload_modules(families), env)
             try:
+                if self._zygote is None:
+                    families = {spec.model.family, *(s.model.family for s in waiting)}
+                    self._zygote = Zygote(preload_modules(families), env)
                 return self._zygote.start(args, log_file, env, spec.run_id)
-            except OSError as exc:  # the zygote died: fresh interpreters from now on
+            except OSError as exc:  # the zygote could not start or died: fresh interpreters from now on
                 self.say(f"the pre-imported trainer process failed ({exc}); starting each run as a new process")
                 self.settings = LocalSettings(self.settings.max_parallel, self.settings.threads, preload=False)
         with open(log_file, "a") as log:
