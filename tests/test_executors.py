@@ -101,3 +101,38 @@ def test_runs_forked_from_the_pre_imported_trainer_train_as_fresh_processes_do(t
     (handle,) = LocalExecutor(store, {"max_parallel": 1, "threads": 1}, say=lambda line: None).submit(sweep.runs)
     assert handle.action == Outcome.FAILED
     assert store.run(sweep.runs[0].run_id).status()["error"] == "killed by SIGKILL"
+
+
+def test_a_dead_zygote_or_a_cuda_host_leaves_runs_to_fresh_processes(tmp_path, cache, monkeypatch):
+    """The zygote is an optimisation: if it dies, the launch goes on with a new process per run;
+    on a host with a CUDA device it is not used at all (CUDA and fork do not mix)."""
+    import signal
+
+    from scaling.launch import local
+    from scaling.launch.zygote import Zygote, preload_modules
+    from scaling.runs.outcome import Outcome
+
+    zygote = Zygote(preload_modules([]), dict(os.environ))
+    zygote.proc.send_signal(signal.SIGKILL)
+    zygote.proc.wait()
+    with pytest.raises(OSError):
+        zygote.start(["store", "run"], tmp_path / "log", dict(os.environ), "run")
+    assert zygote.exit_code(2 ** 22 + 12345) == 1  # a child it can no longer report on, and gone
+    zygote.close()
+
+    said = []
+    link_cache(tmp_path / "store", cache)
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", tmp_path / "store", sizes=("20k", "30k"), tokens=(8 * 32 * 3,)))
+    executor = local.LocalExecutor(Store(tmp_path / "store"), {"max_parallel": 1, "threads": 1}, say=said.append)
+    real_start = local.Zygote.start
+    monkeypatch.setattr(local.Zygote, "start", lambda self, *a, **k: (self.proc.kill(), self.proc.wait(), real_start(self, *a, **k))[-1])
+    handles = executor.submit(sweep.runs)
+    assert [h.action for h in handles] == [Outcome.DONE, Outcome.DONE]
+    assert any("starting each run as a new process" in line for line in said)
+
+    monkeypatch.setattr(local, "cuda_host", lambda: True)
+    monkeypatch.setattr(local, "Zygote", None)  # would fail if used
+    for run in sweep.runs:
+        Store(tmp_path / "store").run(run.run_id).update_status(state="pending")
+    handles = local.LocalExecutor(Store(tmp_path / "store"), {"max_parallel": 1, "threads": 1}, say=said.append).submit(sweep.runs[:1])
+    assert handles[0].action == Outcome.DONE

@@ -3,8 +3,8 @@
 Each run is ``python -m scaling.train.entry STORE RUN_ID --threads K`` with its output appended to
 ``runs/<id>/train.log``; its exit status is its :class:`~scaling.runs.outcome.Outcome`. By default
 the runs are forked from one pre-imported process per launch (:mod:`scaling.launch.zygote`: the
-same entry point and arguments, without seconds of imports per run); ``preload: false`` starts each
-as a fresh interpreter. Runs
+same entry point and arguments, without seconds of imports per run); ``preload: false``
+(``--no-preload``), or a host with a CUDA device, starts each as a fresh interpreter. Runs
 whose text LM (``init_from: pretrain:…``) is not done wait for it. A run another process holds
 (its lease is live) is left to that process: two launches of one sweep never train the same run
 at once, and relaunching resumes unfinished runs from their checkpoints and skips finished ones.
@@ -178,7 +178,7 @@ class LocalExecutor:
                 *self.mirrors.trainer_flags(), *self.engine.trainer_flags()]
         env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
         log_file = self.store.run(spec.run_id).log_file
-        if self.settings.preload:
+        if self.settings.preload and not cuda_host():
             try:
                 if self._zygote is None:
                     families = {spec.model.family, *(s.model.family for s in waiting)}
@@ -237,6 +237,15 @@ class _Progress:
 
     def __str__(self) -> str:
         return f"[{self.finished}/{self.total}]"
+
+
+def cuda_host() -> bool:
+    """Whether this host has a CUDA device: its runs then start as new processes, never forked from
+    the zygote (CUDA cannot be used in a process forked after it was initialised, and beside GPU
+    runs the seconds of imports the zygote saves do not matter)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def record_failure(run: RunDir, exit_code: int) -> None:

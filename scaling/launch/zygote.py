@@ -6,7 +6,9 @@ small run. The local executor therefore starts one *zygote* per launch, ``python
 scaling.launch.zygote MODULE...``, which imports those modules once and, for every run, forks a
 child that runs :func:`scaling.train.entry.main` with the run's arguments. Forking is safe because
 the zygote itself never runs torch code (no thread pool exists yet when it forks); each child sets
-its own torch threads, as a fresh process would.
+its own torch threads, as a fresh process would. On a host with a CUDA device the executor does
+not use it (:func:`scaling.launch.local.cuda_host`): CUDA cannot be used in a child forked after
+an import initialised it.
 
 The protocol is one JSON line per message. The executor writes a request to the zygote's stdin,
 ``{"argv": [...], "log": PATH, "env": {...}, "cwd": DIR, "name": RUN_ID}``; the zygote answers on
