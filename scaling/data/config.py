@@ -69,8 +69,8 @@ class CorpusConfig:
     of the default BPE (specials included; at least 258, the 256 bytes and pad and end-of-sequence):
     the output layer of a small model is mostly these rows, so a small study uses a small BPE.
     seed: seeds the offline choices (which words of an interleaved sample are spoken). version:
-    free text hashed into the prepared corpus' name: corpora are named by their config, so bump it after changing
-    files under a source's path. In a config with ``sources``, relative paths (sources, units,
+    free text hashed into the prepared corpus' name: corpora are named by their config, so bump it
+    after changing files under a source's path. In a config with ``sources``, relative paths (sources, units,
     tokenizer, sentences) are taken from the config file's directory.
     """
 

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -186,7 +186,7 @@ class LocalExecutor:
                 return self._zygote.start(args, log_file, env, spec.run_id)
             except OSError as exc:  # the zygote could not start or died: fresh interpreters from now on
                 self.say(f"the pre-imported trainer process failed ({exc}); starting each run as a new process")
-                self.settings = LocalSettings(self.settings.max_parallel, self.settings.threads, preload=False)
+                self.settings = replace(self.settings, preload=False)
         with open(log_file, "a") as log:
             return subprocess.Popen([sys.executable, "-m", TRAINER_MODULE, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
 
