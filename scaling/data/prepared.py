@@ -357,7 +357,7 @@ def _fingerprint(directory: Path) -> str:
             try:
                 config = json.loads(data)
             except ValueError:
-                pass
+                pass  # not JSON: hashed whole, as any other file
             else:
                 data = json.dumps({k: config.get(k) for k in ("model_type", "tokenizer_class")}, sort_keys=True).encode()
         h.update(path.name.encode())

@@ -103,7 +103,7 @@ class Zygote:
         try:
             self.proc.stdin.close()
         except OSError:
-            pass
+            pass  # already closed: the zygote is on its way out
         self.proc.wait()
         self._reader.join(timeout=5)
 
@@ -158,7 +158,7 @@ def _child(request: dict) -> None:
         try:
             ctypes.CDLL(None).prctl(_PR_SET_NAME, request["name"].encode()[:15], 0, 0, 0)
         except (OSError, AttributeError):
-            pass
+            pass  # no prctl (not Linux): the name only helps `scaling cancel` recognise the child
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
